@@ -1,0 +1,125 @@
+"""Settings: read from the environment (prefix ``ALPHASPT_``) and ``config/settings.toml``.
+
+The environment is read in exactly one place, :func:`load_settings`, called at the edge
+(the CLI, a worker's ``main``, the operator's start-up). Everything below receives one of
+the frozen per-component configs, never the environment.
+
+Nested fields use ``__``: ``ALPHASPT_KAFKA__BOOTSTRAP_SERVERS=host:9092``,
+``ALPHASPT_API__TOKEN=...``. Credentials are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaConfig(BaseModel):
+    """Connection to the Kafka-API log (Redpanda, Apache Kafka, or the embedded tansu)."""
+
+    model_config = _FROZEN
+
+    bootstrap_servers: str = ""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka properties common to producers, consumers and the admin client."""
+        conf = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        return conf
+
+
+class PostgresConfig(BaseModel):
+    model_config = _FROZEN
+
+    url: SecretStr | None = None
+    """SQLAlchemy URL, ``postgresql+asyncpg://user:pass@host:5432/db``. Empty: embedded."""
+
+
+class RedisConfig(BaseModel):
+    model_config = _FROZEN
+
+    url: SecretStr | None = None
+    """``redis://host:6379/0``. Empty: embedded."""
+
+
+class ApiConfig(BaseModel):
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    token: SecretStr | None = None
+    cors_origins: tuple[str, ...] = ()
+
+
+class LocalConfig(BaseModel):
+    """``alphaspt up``: where embedded servers keep their state and which broker to start."""
+
+    model_config = _FROZEN
+
+    state_dir: Path = Path(".alphaspt")
+    kafka: Literal["tansu", "apache"] = "tansu"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ALPHASPT_",
+        env_nested_delimiter="__",
+        toml_file="config/settings.toml",
+        frozen=True,
+        extra="ignore",
+    )
+
+    log_level: str = "INFO"
+    namespace: str = "default"
+    kafka: KafkaConfig = KafkaConfig()
+    postgres: PostgresConfig = PostgresConfig()
+    redis: RedisConfig = RedisConfig()
+    api: ApiConfig = ApiConfig()
+    local: LocalConfig = LocalConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("ALPHASPT_SETTINGS_FILE", "config/settings.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+            file_secret_settings,
+        )
+
+
+def load_settings() -> Settings:
+    """Read the environment and the optional TOML file. Call this only at the edge."""
+    return Settings()
