@@ -20,6 +20,9 @@ MVN="${MVN:-mvn}"
 MVN_ARGS=(-B -q -Dstyle.color=never -Dmaven.repo.local="${MAVEN_REPO_LOCAL:-$HOME/.m2/repository}")
 
 log() { printf '[fetch-kafka] %s\n' "$*" >&2; }
+# Maven 3.8 with -q still prints bare ANSI reset codes; strip them. Output goes to stderr so
+# that stdout carries only the libs path.
+mvn_run() { "$MVN" "${MVN_ARGS[@]}" "$@" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' >&2; }
 
 if [[ "${1:-}" == "--force" ]]; then
   rm -f "$STAMP"
@@ -59,9 +62,9 @@ POM
 
 log "resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION and runtime dependencies with Maven..."
 start=$(date +%s)
-"$MVN" "${MVN_ARGS[@]}" -f "$WORK/pom.xml" dependency:copy-dependencies \
+mvn_run -f "$WORK/pom.xml" dependency:copy-dependencies \
   -DincludeScope=runtime \
-  -DoutputDirectory="$WORK/libs" >&2
+  -DoutputDirectory="$WORK/libs"
 
 if ! compgen -G "$WORK/libs/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null; then
   log "error: kafka_2.13-$KAFKA_VERSION.jar missing after resolution"
@@ -74,16 +77,16 @@ jar_version() { # $1 = artifact name; prints the version of $WORK/libs/$1-<versi
   local f
   f="$(compgen -G "$WORK/libs/$1-[0-9]*.jar" | head -n1 || true)"
   [[ -n "$f" ]] || return 1
-  f="${f##*/$1-}"
+  f="${f##*/"$1"-}"
   echo "${f%.jar}"
 }
 slf4j_version="$(jar_version slf4j-api)" || { log "error: slf4j-api not resolved"; exit 1; }
 log4j_version="$(jar_version log4j-core)" || { log "error: log4j-core not resolved"; exit 1; }
 if [[ "$slf4j_version" == 1.* ]]; then binding=log4j-slf4j-impl; else binding=log4j-slf4j2-impl; fi
 log "adding SLF4J binding org.apache.logging.log4j:$binding:$log4j_version (slf4j-api $slf4j_version)"
-"$MVN" "${MVN_ARGS[@]}" -f "$WORK/pom.xml" dependency:copy \
+mvn_run -f "$WORK/pom.xml" dependency:copy \
   -Dartifact="org.apache.logging.log4j:$binding:$log4j_version" \
-  -DoutputDirectory="$WORK/libs" >&2
+  -DoutputDirectory="$WORK/libs"
 
 rm -rf "$LIBS"
 mkdir -p "$DEST"

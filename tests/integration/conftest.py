@@ -1,0 +1,81 @@
+"""Session-scoped real servers: PostgreSQL, Redis and a Kafka-API broker.
+
+The broker is chosen by ``ALPHASPT_TEST_KAFKA``: ``tansu`` (default, pip only) or
+``apache`` (Apache Kafka 4.x in KRaft mode; run ``scripts/fetch-kafka.sh`` first).
+Servers start once per session, on free loopback ports in a temporary directory, and are
+stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from alphaspt.core.config import KafkaConfig
+from alphaspt.local.servers import EmbeddedPostgres, EmbeddedRedis, Tansu
+
+KAFKA_KIND = os.environ.get("ALPHASPT_TEST_KAFKA", "tansu")
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def postgres_server(state_dir: Path) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(state_dir / "pg")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: EmbeddedPostgres) -> str:
+    return postgres_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_server(state_dir: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(state_dir / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(state_dir: Path) -> Iterator[str]:
+    if KAFKA_KIND == "apache":
+        from alphaspt.local.apache_kafka import ApacheKafka
+
+        broker = ApacheKafka()
+        broker.start()
+        yield broker.bootstrap_servers
+        broker.stop()
+    elif KAFKA_KIND == "tansu":
+        tansu = Tansu(state_dir / "tansu")
+        tansu.start()
+        yield tansu.bootstrap_servers
+        tansu.stop()
+    else:
+        raise pytest.UsageError(f"ALPHASPT_TEST_KAFKA={KAFKA_KIND!r}: use tansu or apache")
+
+
+@pytest.fixture(scope="session")
+def kafka(kafka_bootstrap: str) -> KafkaConfig:
+    return KafkaConfig(bootstrap_servers=kafka_bootstrap, partitions=1)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic, group and key names within the shared broker."""
+    return uuid.uuid4().hex[:8]
