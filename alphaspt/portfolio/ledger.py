@@ -1,0 +1,446 @@
+"""Positions, P&L and counts from fills and prices: the pure accounting core.
+
+:class:`Portfolio` keeps one strategy's book; :class:`Ledger` keeps every strategy's and
+their totals. Both are plain in-memory objects: feed them events, read snapshots, and save
+or restore their state as JSON. Nothing here does I/O.
+
+Rules (net position per symbol, intraday):
+
+- **Average price** is the quantity-weighted mean of the fills that increased the open
+  position; reductions leave it unchanged; a fill that goes through zero closes the old
+  position and opens the remainder at the fill price; a flat position has average 0.
+- **Realised P&L** accrues on reductions: long ``(sell - avg) x qty``, short
+  ``(avg - buy) x qty``. It is gross: charges are kept separately.
+- **Unrealised P&L** is ``(last - avg) x net quantity`` (negative quantity when short),
+  marked to the latest price given to :meth:`Portfolio.mark`. Until a symbol has been
+  marked, its last fill price stands in.
+- **Net P&L** = realised + unrealised - charges; **gross exposure** = Σ |qty| x last.
+- **Idempotence**: a fill whose ``trade_id`` was already applied changes nothing; an order
+  counts once per ``client_order_id``; a rejection counts once per signal (a signal is
+  rejected at most once, by the risk manager or by the broker). The sets of seen ids are
+  part of the saved state, so a restart followed by a redelivery double counts nothing.
+
+Snapshots round money to paise and average prices to 4 decimals; the internal state keeps
+full precision, so rounding never compounds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import msgspec
+
+from alphaspt.core.events import Fill, Order, OrderRejected, RiskDecision
+
+LedgerEvent = Fill | Order | OrderRejected | RiskDecision
+"""The events that change a portfolio."""
+
+STATE_VERSION = 1
+
+
+class PositionSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """One symbol of a strategy; fields line up with ``alphaspt.core.cache.PositionView``."""
+
+    symbol: str
+    quantity: int
+    avg_price: float
+    last_price: float
+    realised_pnl: float
+    unrealised_pnl: float
+
+
+class PortfolioSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """One strategy; fields line up with ``alphaspt.core.cache.StrategyView``.
+
+    ``msgspec.convert(msgspec.to_builtins(snap), StrategyView)`` gives the view (``mode``,
+    ``state`` and ``updated_at`` are the caller's to fill in).
+    """
+
+    name: str
+    positions: tuple[PositionSnapshot, ...] = ()
+    realised_pnl: float = 0.0
+    unrealised_pnl: float = 0.0
+    charges: float = 0.0
+    net_pnl: float = 0.0
+    gross_exposure: float = 0.0
+    orders: int = 0
+    fills: int = 0
+    rejections: int = 0
+
+
+class TotalsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """All strategies summed; fields line up with ``alphaspt.core.cache.TotalsView``."""
+
+    strategies: int = 0
+    realised_pnl: float = 0.0
+    unrealised_pnl: float = 0.0
+    charges: float = 0.0
+    net_pnl: float = 0.0
+    gross_exposure: float = 0.0
+    orders: int = 0
+    fills: int = 0
+    rejections: int = 0
+
+
+class PositionState(msgspec.Struct, kw_only=True):
+    """Full-precision state of one symbol (mutable, internal; serialised in the state)."""
+
+    symbol: str
+    quantity: int = 0
+    avg_price: float = 0.0
+    realised_pnl: float = 0.0
+    charges: float = 0.0
+    last_fill_price: float = 0.0
+
+
+class PortfolioState(msgspec.Struct, kw_only=True):
+    """What :meth:`Portfolio.to_json` writes and :meth:`Portfolio.from_json` reads."""
+
+    v: int = STATE_VERSION
+    strategy: str
+    positions: list[PositionState] = msgspec.field(default_factory=list)
+    marks: dict[str, float] = msgspec.field(default_factory=dict)
+    charges: float = 0.0
+    trade_ids: list[str] = msgspec.field(default_factory=list)
+    order_ids: list[str] = msgspec.field(default_factory=list)
+    rejected_signal_ids: list[str] = msgspec.field(default_factory=list)
+
+
+class LedgerState(msgspec.Struct, kw_only=True):
+    v: int = STATE_VERSION
+    marks: dict[str, float] = msgspec.field(default_factory=dict)
+    portfolios: list[PortfolioState] = msgspec.field(default_factory=list)
+
+
+def _check_price(symbol: str, price: float) -> None:
+    if not (math.isfinite(price) and price > 0):
+        raise ValueError(f"{symbol}: price must be a positive finite number, got {price!r}")
+
+
+def _money(x: float) -> float:
+    return round(x, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+class Portfolio:
+    """One strategy's positions, P&L, charges and counts."""
+
+    def __init__(self, strategy: str) -> None:
+        if not strategy:
+            raise ValueError("strategy name must not be empty")
+        self.strategy = strategy
+        self._positions: dict[str, PositionState] = {}
+        self._marks: dict[str, float] = {}
+        self._charges = 0.0
+        self._trade_ids: set[str] = set()
+        self._order_ids: set[str] = set()
+        self._rejected: set[str] = set()
+
+    # ---- events -------------------------------------------------------------------
+
+    def apply(self, event: LedgerEvent) -> bool:
+        """Apply any ledger event; ``True`` when it changed the state (``False``: seen)."""
+        if isinstance(event, Fill):
+            return self.apply_fill(event)
+        if isinstance(event, Order):
+            return self.record_order(event)
+        if isinstance(event, OrderRejected):
+            return self.record_rejection(event)
+        if isinstance(event, RiskDecision):
+            return self.record_risk_decision(event)
+        raise TypeError(f"not a ledger event: {type(event).__name__}")
+
+    def apply_fill(self, fill: Fill) -> bool:
+        """Book one execution. Returns ``False`` (and changes nothing) for a seen trade id.
+
+        Raises ``ValueError`` for a fill of another strategy or with a non-positive
+        quantity or price; nothing is changed then either.
+        """
+        if fill.strategy != self.strategy:
+            raise ValueError(
+                f"fill {fill.trade_id} belongs to {fill.strategy!r}, not {self.strategy!r}"
+            )
+        if fill.trade_id in self._trade_ids:
+            return False
+        if fill.quantity <= 0:
+            raise ValueError(f"fill {fill.trade_id}: quantity must be positive")
+        _check_price(fill.symbol, fill.price)
+
+        pos = self._positions.get(fill.symbol)
+        if pos is None:
+            pos = self._positions[fill.symbol] = PositionState(symbol=fill.symbol)
+        signed = fill.quantity * fill.side.sign
+        q = pos.quantity
+        if q == 0 or (q > 0) == (signed > 0):
+            # Opening or increasing: weighted average.
+            new_q = q + signed
+            pos.avg_price = (pos.avg_price * abs(q) + fill.price * fill.quantity) / abs(new_q)
+            pos.quantity = new_q
+        else:
+            closed = min(abs(q), fill.quantity)
+            direction = 1 if q > 0 else -1
+            pos.realised_pnl += (fill.price - pos.avg_price) * closed * direction
+            new_q = q + signed
+            if new_q == 0:
+                pos.avg_price = 0.0
+            elif (new_q > 0) != (q > 0):
+                pos.avg_price = fill.price  # flipped through zero: the remainder is new
+            pos.quantity = new_q
+        pos.last_fill_price = fill.price
+        fill_charges = fill.charges.total
+        pos.charges += fill_charges
+        self._charges += fill_charges
+        self._trade_ids.add(fill.trade_id)
+        return True
+
+    def record_order(self, order: Order) -> bool:
+        """Count a submitted order once per ``client_order_id``."""
+        self._check_strategy(order.strategy, order.client_order_id)
+        if order.client_order_id in self._order_ids:
+            return False
+        self._order_ids.add(order.client_order_id)
+        return True
+
+    def record_rejection(self, rejection: OrderRejected) -> bool:
+        """Count a broker rejection once per signal."""
+        self._check_strategy(rejection.strategy, rejection.client_order_id)
+        return self._reject(rejection.signal_id)
+
+    def record_risk_decision(self, decision: RiskDecision) -> bool:
+        """Count a risk rejection once per signal; approvals change nothing."""
+        self._check_strategy(decision.signal.strategy, decision.event_id)
+        if decision.approved:
+            return False
+        return self._reject(decision.signal.event_id)
+
+    def _reject(self, signal_id: str) -> bool:
+        if signal_id in self._rejected:
+            return False
+        self._rejected.add(signal_id)
+        return True
+
+    def _check_strategy(self, strategy: str, ref: str) -> None:
+        if strategy != self.strategy:
+            raise ValueError(f"event {ref} belongs to {strategy!r}, not {self.strategy!r}")
+
+    def mark(self, symbol: str, price: float) -> None:
+        """Mark ``symbol`` to its latest traded price (for unrealised P&L and exposure)."""
+        _check_price(symbol, price)
+        self._marks[symbol] = price
+
+    # ---- reading ------------------------------------------------------------------
+
+    def last_price(self, symbol: str) -> float | None:
+        mark = self._marks.get(symbol)
+        if mark is not None:
+            return mark
+        pos = self._positions.get(symbol)
+        return pos.last_fill_price if pos is not None else None
+
+    def quantity(self, symbol: str) -> int:
+        pos = self._positions.get(symbol)
+        return pos.quantity if pos is not None else 0
+
+    def positions(self) -> dict[str, int]:
+        """Net quantity of every symbol with an open position."""
+        return {s: p.quantity for s, p in sorted(self._positions.items()) if p.quantity}
+
+    def _unrealised(self, pos: PositionState) -> float:
+        if pos.quantity == 0:
+            return 0.0
+        last = self._marks.get(pos.symbol, pos.last_fill_price)
+        return (last - pos.avg_price) * pos.quantity
+
+    @property
+    def realised_pnl(self) -> float:
+        return sum(p.realised_pnl for p in self._positions.values())
+
+    @property
+    def unrealised_pnl(self) -> float:
+        return sum(self._unrealised(p) for p in self._positions.values())
+
+    @property
+    def charges(self) -> float:
+        return self._charges
+
+    @property
+    def net_pnl(self) -> float:
+        return self.realised_pnl + self.unrealised_pnl - self._charges
+
+    @property
+    def gross_exposure(self) -> float:
+        return sum(
+            abs(p.quantity) * self._marks.get(p.symbol, p.last_fill_price)
+            for p in self._positions.values()
+        )
+
+    @property
+    def orders(self) -> int:
+        return len(self._order_ids)
+
+    @property
+    def fills(self) -> int:
+        return len(self._trade_ids)
+
+    @property
+    def rejections(self) -> int:
+        return len(self._rejected)
+
+    def has_trade(self, trade_id: str) -> bool:
+        return trade_id in self._trade_ids
+
+    def snapshot(self) -> PortfolioSnapshot:
+        """The rounded view of this strategy (every symbol ever traded, flat ones too)."""
+        positions = tuple(
+            PositionSnapshot(
+                symbol=p.symbol,
+                quantity=p.quantity,
+                avg_price=round(p.avg_price, 4) + 0.0,
+                last_price=self._marks.get(p.symbol, p.last_fill_price),
+                realised_pnl=_money(p.realised_pnl),
+                unrealised_pnl=_money(self._unrealised(p)),
+            )
+            for _, p in sorted(self._positions.items())
+        )
+        realised = _money(self.realised_pnl)
+        unrealised = _money(self.unrealised_pnl)
+        charges = _money(self._charges)
+        return PortfolioSnapshot(
+            name=self.strategy,
+            positions=positions,
+            realised_pnl=realised,
+            unrealised_pnl=unrealised,
+            charges=charges,
+            net_pnl=_money(realised + unrealised - charges),
+            gross_exposure=_money(self.gross_exposure),
+            orders=self.orders,
+            fills=self.fills,
+            rejections=self.rejections,
+        )
+
+    # ---- state --------------------------------------------------------------------
+
+    def state(self) -> PortfolioState:
+        return PortfolioState(
+            strategy=self.strategy,
+            positions=[
+                msgspec.structs.replace(p) for _, p in sorted(self._positions.items())
+            ],
+            marks=dict(sorted(self._marks.items())),
+            charges=self._charges,
+            trade_ids=sorted(self._trade_ids),
+            order_ids=sorted(self._order_ids),
+            rejected_signal_ids=sorted(self._rejected),
+        )
+
+    @classmethod
+    def from_state(cls, state: PortfolioState) -> Portfolio:
+        if state.v != STATE_VERSION:
+            raise ValueError(f"unsupported portfolio state version {state.v}")
+        pf = cls(state.strategy)
+        for p in state.positions:
+            pf._positions[p.symbol] = msgspec.structs.replace(p)
+        pf._marks = dict(state.marks)
+        pf._charges = state.charges
+        pf._trade_ids = set(state.trade_ids)
+        pf._order_ids = set(state.order_ids)
+        pf._rejected = set(state.rejected_signal_ids)
+        return pf
+
+    def to_json(self) -> bytes:
+        return msgspec.json.encode(self.state())
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Portfolio:
+        """Restore a portfolio; raises ``msgspec.ValidationError``/``DecodeError`` if invalid."""
+        return cls.from_state(msgspec.json.decode(data, type=PortfolioState))
+
+
+def _strategy_of(event: LedgerEvent) -> str:
+    if isinstance(event, RiskDecision):
+        return event.signal.strategy
+    if isinstance(event, Fill | Order | OrderRejected):
+        return event.strategy
+    raise TypeError(f"not a ledger event: {type(event).__name__}")
+
+
+class Ledger:
+    """Every strategy's :class:`Portfolio`, routed by the events' ``strategy``, and totals."""
+
+    def __init__(self, strategies: Iterable[str] = ()) -> None:
+        self._portfolios: dict[str, Portfolio] = {}
+        self._marks: dict[str, float] = {}
+        for name in strategies:
+            self.portfolio(name)
+
+    def portfolio(self, strategy: str) -> Portfolio:
+        """The strategy's portfolio, created (marked to every known price) on first use."""
+        pf = self._portfolios.get(strategy)
+        if pf is None:
+            pf = self._portfolios[strategy] = Portfolio(strategy)
+            for symbol, price in self._marks.items():
+                pf.mark(symbol, price)
+        return pf
+
+    def strategies(self) -> list[str]:
+        return sorted(self._portfolios)
+
+    def apply(self, event: LedgerEvent) -> bool:
+        return self.portfolio(_strategy_of(event)).apply(event)
+
+    def mark(self, symbol: str, price: float) -> None:
+        _check_price(symbol, price)
+        self._marks[symbol] = price
+        for pf in self._portfolios.values():
+            pf.mark(symbol, price)
+
+    def snapshots(self) -> list[PortfolioSnapshot]:
+        return [self._portfolios[name].snapshot() for name in self.strategies()]
+
+    def totals(self, snapshots: Iterable[PortfolioSnapshot] | None = None) -> TotalsSnapshot:
+        """Sum of the (rounded) strategy snapshots, so totals equal what the views show."""
+        snaps = list(self.snapshots() if snapshots is None else snapshots)
+        return TotalsSnapshot(
+            strategies=len(snaps),
+            realised_pnl=_money(sum(s.realised_pnl for s in snaps)),
+            unrealised_pnl=_money(sum(s.unrealised_pnl for s in snaps)),
+            charges=_money(sum(s.charges for s in snaps)),
+            net_pnl=_money(sum(s.net_pnl for s in snaps)),
+            gross_exposure=_money(sum(s.gross_exposure for s in snaps)),
+            orders=sum(s.orders for s in snaps),
+            fills=sum(s.fills for s in snaps),
+            rejections=sum(s.rejections for s in snaps),
+        )
+
+    def to_json(self) -> bytes:
+        return msgspec.json.encode(
+            LedgerState(
+                marks=dict(sorted(self._marks.items())),
+                portfolios=[self._portfolios[n].state() for n in self.strategies()],
+            )
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Ledger:
+        state = msgspec.json.decode(data, type=LedgerState)
+        if state.v != STATE_VERSION:
+            raise ValueError(f"unsupported ledger state version {state.v}")
+        ledger = cls()
+        ledger._marks = dict(state.marks)
+        for ps in state.portfolios:
+            ledger._portfolios[ps.strategy] = Portfolio.from_state(ps)
+        return ledger
+
+
+__all__ = [
+    "STATE_VERSION",
+    "Ledger",
+    "LedgerEvent",
+    "LedgerState",
+    "Portfolio",
+    "PortfolioSnapshot",
+    "PortfolioState",
+    "PositionSnapshot",
+    "PositionState",
+    "TotalsSnapshot",
+]
