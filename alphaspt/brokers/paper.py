@@ -1,0 +1,264 @@
+"""A deterministic paper broker: orders fill against the ticks fed to it.
+
+Matching rules
+--------------
+- An order can only fill on a tick of its symbol whose ``exchange_ts`` is *later* than the
+  order's own ``exchange_ts`` (the tick the strategy decided on): no look-ahead, and a
+  redelivered or late old tick never fills anything.
+- **Market** orders fill on that next tick at its price plus slippage, buys up and sells
+  down, rounded *against* the trader onto the tick grid (ceil for buys, floor for sells).
+- **Limit** orders fill when the tick crosses them: a buy when ``price <= limit`` at
+  ``min(limit, price)``, a sell when ``price >= limit`` at ``max(limit, price)``.
+- An order fills completely in one execution; ``trade_id = stable_id("paper",
+  client_order_id, seq)`` with ``seq`` counting the order's executions from 1.
+- Charges come from :class:`~alphaspt.portfolio.charges.ChargeCalculator`, per order
+  (cumulative turnover, so the ₹20 cap holds across executions).
+
+Placement is idempotent on ``client_order_id``. Invalid orders (non-positive quantity, a
+limit order without a positive limit on the tick grid, a client id Kite would not accept
+as a tag) are rejected at placement, recorded in the book like any order, and answered
+with the same deterministic :class:`OrderRejected` every time.
+
+Everything is a pure function of the calls made (timestamps for ``ingest_ts`` come from
+the injected clock), and :meth:`PaperBroker.snapshot` / :meth:`PaperBroker.restore` carry
+the whole state across a restart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field
+
+from alphaspt.brokers.base import BrokerOrder, BrokerOrderStatus, OrderAck, is_valid_tag
+from alphaspt.core.events import (
+    Fill,
+    Order,
+    OrderRejected,
+    OrderType,
+    Side,
+    Tick,
+    now_ns,
+    stable_id,
+)
+from alphaspt.portfolio.charges import ChargeCalculator, ChargeRates, to_decimal, turnover_of
+
+STATE_VERSION = 1
+
+
+class PaperConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    slippage_bps: float = Field(default=2.0, ge=0, le=1000)
+    """Market orders pay this many basis points of the tick price (buys up, sells down)."""
+    tick_size: float = Field(default=0.05, gt=0)
+    """NSE price grid for equities."""
+    charges: ChargeRates = ChargeRates()
+
+
+class _PaperOrder(msgspec.Struct, kw_only=True):
+    order: Order
+    broker_order_id: str
+    status: BrokerOrderStatus
+    filled_quantity: int = 0
+    turnover: str = "0"
+    """Exact cumulative turnover of the executions (a decimal string)."""
+    executions: int = 0
+    reason: str = ""
+    rejection: OrderRejected | None = None
+
+    def view(self) -> BrokerOrder:
+        avg = None
+        if self.filled_quantity:
+            avg = float(Decimal(self.turnover) / self.filled_quantity)
+        return BrokerOrder(
+            client_order_id=self.order.client_order_id,
+            broker_order_id=self.broker_order_id,
+            order=self.order,
+            status=self.status,
+            filled_quantity=self.filled_quantity,
+            average_price=avg,
+            reason=self.reason,
+        )
+
+
+class _PaperState(msgspec.Struct, kw_only=True):
+    v: int = STATE_VERSION
+    orders: list[_PaperOrder] = msgspec.field(default_factory=list)
+
+
+class PaperBroker:
+    """The paper :class:`~alphaspt.brokers.base.Broker`."""
+
+    def __init__(
+        self, config: PaperConfig | None = None, *, clock: Callable[[], int] = now_ns
+    ) -> None:
+        self.config = config or PaperConfig()
+        self._clock = clock
+        self._calc = ChargeCalculator(self.config.charges)
+        self._tick = to_decimal(self.config.tick_size)
+        self._slip = to_decimal(self.config.slippage_bps) / Decimal(10_000)
+        self._orders: dict[str, _PaperOrder] = {}
+        self._open: dict[str, list[str]] = {}
+        """Open client ids per symbol, in placement order."""
+
+    # ---- Broker -------------------------------------------------------------------
+
+    def place(self, order: Order) -> OrderAck:
+        existing = self._orders.get(order.client_order_id)
+        if existing is not None:
+            return OrderAck(order=existing.view(), duplicate=True, rejection=existing.rejection)
+        po = _PaperOrder(
+            order=order,
+            broker_order_id="P" + stable_id("paper-order", order.client_order_id)[:15],
+            status=BrokerOrderStatus.OPEN,
+        )
+        reason = self._invalid(order)
+        if reason:
+            po.status = BrokerOrderStatus.REJECTED
+            po.reason = reason
+            po.rejection = OrderRejected(
+                event_id=stable_id("paper-reject", order.client_order_id),
+                exchange_ts=order.exchange_ts,
+                ingest_ts=self._clock(),
+                client_order_id=order.client_order_id,
+                signal_id=order.signal_id,
+                strategy=order.strategy,
+                symbol=order.symbol,
+                reason=reason,
+            )
+        else:
+            self._open.setdefault(order.symbol, []).append(order.client_order_id)
+        self._orders[order.client_order_id] = po
+        return OrderAck(order=po.view(), duplicate=False, rejection=po.rejection)
+
+    def lookup(self, client_order_id: str) -> BrokerOrder | None:
+        po = self._orders.get(client_order_id)
+        return po.view() if po is not None else None
+
+    def order_book(self) -> list[BrokerOrder]:
+        return [po.view() for po in self._orders.values()]
+
+    def open_orders(self) -> list[BrokerOrder]:
+        return [po.view() for po in self._orders.values() if po.status is BrokerOrderStatus.OPEN]
+
+    def on_tick(self, tick: Tick) -> list[Fill | OrderRejected]:
+        """Fill the open orders of ``tick.symbol`` that this tick executes, oldest first."""
+        ids = self._open.get(tick.symbol)
+        if not ids:
+            return []
+        if not (math.isfinite(tick.price) and tick.price > 0):
+            raise ValueError(f"tick {tick.event_id}: price must be positive, got {tick.price!r}")
+        price = to_decimal(tick.price)
+        out: list[Fill | OrderRejected] = []
+        still_open: list[str] = []
+        for cid in ids:
+            po = self._orders[cid]
+            fill_price = (
+                self._execution_price(po.order, price)
+                if tick.exchange_ts > po.order.exchange_ts
+                else None
+            )
+            if fill_price is None:
+                still_open.append(cid)
+                continue
+            out.append(self._execute(po, fill_price, tick))
+        if still_open:
+            self._open[tick.symbol] = still_open
+        else:
+            del self._open[tick.symbol]
+        return out
+
+    # ---- matching -----------------------------------------------------------------
+
+    def _invalid(self, order: Order) -> str:
+        if not is_valid_tag(order.client_order_id):
+            return "client order id must be 1-20 alphanumeric characters (Kite order tag)"
+        if not order.symbol:
+            return "symbol must not be empty"
+        if order.quantity <= 0:
+            return f"quantity must be positive, got {order.quantity}"
+        if order.order_type is OrderType.LIMIT:
+            limit = order.limit_price
+            if limit is None or not math.isfinite(limit) or limit <= 0:
+                return f"limit order needs a positive limit price, got {limit!r}"
+            if to_decimal(limit) % self._tick != 0:
+                return f"limit price {limit} is not a multiple of the tick size {self._tick}"
+        return ""
+
+    def _execution_price(self, order: Order, price: Decimal) -> Decimal | None:
+        if order.order_type is OrderType.MARKET:
+            if order.side is Side.BUY:
+                raw = price * (1 + self._slip)
+                return (raw / self._tick).to_integral_value(ROUND_CEILING) * self._tick
+            raw = price * (1 - self._slip)
+            ticks = (raw / self._tick).to_integral_value(ROUND_FLOOR)
+            return max(ticks, Decimal(1)) * self._tick
+        if order.limit_price is None:  # refused at placement; never open
+            return None
+        limit = to_decimal(order.limit_price)
+        if order.side is Side.BUY:
+            return min(limit, price) if price <= limit else None
+        return max(limit, price) if price >= limit else None
+
+    def _execute(self, po: _PaperOrder, price: Decimal, tick: Tick) -> Fill:
+        order = po.order
+        quantity = order.quantity - po.filled_quantity
+        prior = Decimal(po.turnover)
+        charges = self._calc.for_fill(order.side, quantity, price, prior_turnover=prior)
+        po.executions += 1
+        po.filled_quantity += quantity
+        po.turnover = str(prior + turnover_of(quantity, price))
+        po.status = BrokerOrderStatus.COMPLETE
+        trade_id = stable_id("paper", order.client_order_id, po.executions)
+        return Fill(
+            event_id=trade_id,
+            exchange_ts=tick.exchange_ts,
+            ingest_ts=self._clock(),
+            trade_id=trade_id,
+            client_order_id=order.client_order_id,
+            strategy=order.strategy,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=quantity,
+            price=float(price),
+            charges=charges,
+            signal_exchange_ts=order.exchange_ts,
+        )
+
+    # ---- state --------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The whole book as JSON (orders in placement order, with fill progress)."""
+        return msgspec.json.encode(
+            _PaperState(orders=list(self._orders.values()))
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        data: bytes | str,
+        config: PaperConfig | None = None,
+        *,
+        clock: Callable[[], int] = now_ns,
+    ) -> PaperBroker:
+        """A broker with the book of :meth:`snapshot`; open orders keep waiting for ticks.
+
+        ``config`` applies from now on (fills already made keep their prices); raises
+        ``ValueError`` for an unknown state version, ``msgspec`` errors for bad JSON.
+        """
+        state = msgspec.json.decode(data, type=_PaperState)
+        if state.v != STATE_VERSION:
+            raise ValueError(f"unsupported paper broker state version {state.v}")
+        broker = cls(config, clock=clock)
+        for po in state.orders:
+            cid = po.order.client_order_id
+            if cid in broker._orders:
+                raise ValueError(f"paper broker state lists order {cid} twice")
+            broker._orders[cid] = po
+            if po.status is BrokerOrderStatus.OPEN:
+                broker._open.setdefault(po.order.symbol, []).append(cid)
+        return broker

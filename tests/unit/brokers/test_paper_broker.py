@@ -1,0 +1,245 @@
+"""Paper broker: idempotent placement, deterministic fills, restart-safe state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from alphaspt.brokers.base import Broker, BrokerOrderStatus
+from alphaspt.brokers.paper import PaperBroker, PaperConfig
+from alphaspt.core.events import Fill, Order, OrderRejected, OrderType, Side, Tick, stable_id
+from alphaspt.portfolio.charges import ChargeCalculator
+from alphaspt.portfolio.ledger import Portfolio
+
+OrderFactory = Callable[..., Order]  # fixtures in conftest.py
+TickFactory = Callable[..., Tick]
+Clock = Callable[[], int]
+BUY, SELL = Side.BUY, Side.SELL
+LIMIT = OrderType.LIMIT
+
+
+def only_fill(events: list[Fill | OrderRejected]) -> Fill:
+    assert len(events) == 1
+    (fill,) = events
+    assert isinstance(fill, Fill)
+    return fill
+
+
+def test_is_a_broker(clock: Clock) -> None:
+    assert isinstance(PaperBroker(clock=clock), Broker)
+
+
+def test_market_buy_fills_on_the_next_tick_with_slippage(
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker(PaperConfig(slippage_bps=2.0, tick_size=0.05), clock=clock)
+    order = make_order(BUY, 10, exchange_ts=100)
+    ack = broker.place(order)
+    assert (ack.status, ack.duplicate, ack.rejection) == (BrokerOrderStatus.OPEN, False, None)
+    # The decision tick itself (same exchange_ts) and older ticks never fill it.
+    assert broker.on_tick(make_tick(990.0, 100)) == []
+    assert broker.on_tick(make_tick(990.0, 99)) == []
+    assert broker.on_tick(make_tick(1000.0, 101, symbol="TCS")) == []
+    fill = only_fill(broker.on_tick(make_tick(1000.0, 101)))
+    # 1000 x (1 + 0.0002) = 1000.20, already on the 0.05 grid
+    assert fill.price == 1000.2
+    assert fill.quantity == 10
+    assert fill.trade_id == fill.event_id == stable_id("paper", order.client_order_id, 1)
+    assert (fill.signal_exchange_ts, fill.exchange_ts) == (100, 101)
+    assert fill.charges == ChargeCalculator().for_fill(BUY, 10, 1000.2)
+    assert (fill.strategy, fill.symbol, fill.side) == ("momo", "RELIANCE", BUY)
+    entry = broker.lookup(order.client_order_id)
+    assert entry is not None
+    assert (entry.status, entry.filled_quantity, entry.average_price) == (
+        BrokerOrderStatus.COMPLETE, 10, 1000.2)
+    assert entry.pending_quantity == 0
+    assert broker.on_tick(make_tick(1000.0, 102)) == []  # filled once only
+
+
+@pytest.mark.parametrize(
+    ("side", "tick_price", "expected"),
+    [
+        # 101 x 1.0002 = 101.0202 -> up to the grid: 101.05
+        (BUY, 101.0, 101.05),
+        # 101 x 0.9998 = 100.9798 -> down to the grid: 100.95
+        (SELL, 101.0, 100.95),
+        # 2,500.35 x 1.0002 = 2,500.850070 -> 2,500.90
+        (BUY, 2500.35, 2500.9),
+        # 2,500.35 x 0.9998 = 2,499.84993 -> 2,499.80
+        (SELL, 2500.35, 2499.8),
+    ],
+)
+def test_slippage_is_rounded_against_the_trader(
+    side: Side, tick_price: float, expected: float,
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory,
+) -> None:
+    broker = PaperBroker(clock=clock)
+    broker.place(make_order(side, 1))
+    assert only_fill(broker.on_tick(make_tick(tick_price, 101))).price == expected
+
+
+def test_zero_slippage_fills_at_the_tick_price(
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker(PaperConfig(slippage_bps=0.0), clock=clock)
+    broker.place(make_order(SELL, 5))
+    assert only_fill(broker.on_tick(make_tick(1234.55, 101))).price == 1234.55
+
+
+def test_limit_orders_fill_when_crossed_at_the_better_price(
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker(clock=clock)
+    buy = make_order(BUY, 3, signal_id="b", order_type=LIMIT, limit_price=995.0)
+    sell = make_order(SELL, 4, signal_id="s", order_type=LIMIT, limit_price=1005.0)
+    broker.place(buy)
+    broker.place(sell)
+    assert broker.on_tick(make_tick(1000.0, 101)) == []
+    assert broker.on_tick(make_tick(995.05, 102)) == []
+    f_buy = only_fill(broker.on_tick(make_tick(994.5, 103)))  # crossed: min(995, 994.5)
+    assert (f_buy.client_order_id, f_buy.price) == (buy.client_order_id, 994.5)
+    f_sell = only_fill(broker.on_tick(make_tick(1006.0, 104)))  # max(1005, 1006)
+    assert (f_sell.client_order_id, f_sell.price) == (sell.client_order_id, 1006.0)
+    assert broker.open_orders() == []
+
+
+def test_limit_touching_the_limit_fills_at_the_limit(
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker(clock=clock)
+    broker.place(make_order(BUY, 1, order_type=LIMIT, limit_price=995.0))
+    assert only_fill(broker.on_tick(make_tick(995.0, 101))).price == 995.0
+
+
+def test_same_client_id_twice_is_one_order(
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker(clock=clock)
+    order = make_order(BUY, 10)
+    first = broker.place(order)
+    second = broker.place(order)
+    # Even a different order under the same client id is not placed.
+    third = broker.place(make_order(SELL, 99))
+    assert not first.duplicate
+    assert second.duplicate
+    assert third.duplicate
+    assert second.order == third.order == first.order
+    assert len(broker.order_book()) == 1
+    assert len(broker.on_tick(make_tick(1000.0, 101))) == 1
+    again = broker.place(order)
+    assert again.duplicate
+    assert again.status is BrokerOrderStatus.COMPLETE
+    assert broker.on_tick(make_tick(1000.0, 102)) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"quantity": 0}, "quantity must be positive"),
+        ({"order_type": LIMIT}, "needs a positive limit price"),
+        ({"order_type": LIMIT, "limit_price": -5.0}, "needs a positive limit price"),
+        ({"order_type": LIMIT, "limit_price": 100.03}, "not a multiple of the tick size"),
+        ({"coid": "not-alnum!"}, "alphanumeric"),
+        ({"coid": "A" * 21}, "alphanumeric"),
+        ({"symbol": ""}, "symbol"),
+    ],
+)
+def test_invalid_orders_are_rejected_deterministically(
+    overrides: dict[str, object], reason: str,
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory,
+) -> None:
+    broker = PaperBroker(clock=clock)
+    quantity = overrides.pop("quantity", 10)
+    order = make_order(BUY, quantity, **overrides)
+    ack = broker.place(order)
+    assert ack.status is BrokerOrderStatus.REJECTED
+    assert ack.rejection is not None
+    assert reason in ack.rejection.reason
+    assert ack.rejection.event_id == stable_id("paper-reject", order.client_order_id)
+    assert (ack.rejection.signal_id, ack.rejection.strategy) == ("sig-1", "momo")
+    again = broker.place(order)
+    assert again.duplicate
+    assert again.rejection == ack.rejection  # identical event, ingest_ts included
+    assert broker.on_tick(make_tick(100.0, 101, symbol=order.symbol or "X")) == []
+
+
+def test_orders_of_a_symbol_fill_in_placement_order(
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker(clock=clock)
+    a = make_order(BUY, 1, signal_id="a")
+    b = make_order(SELL, 2, signal_id="b", exchange_ts=150)
+    broker.place(a)
+    broker.place(b)
+    first = broker.on_tick(make_tick(500.0, 120))  # after a, before b's decision tick
+    assert [f.client_order_id for f in first] == [a.client_order_id]
+    assert [o.client_order_id for o in broker.open_orders()] == [b.client_order_id]
+    second = broker.on_tick(make_tick(500.0, 151))
+    assert [f.client_order_id for f in second] == [b.client_order_id]
+    assert [o.client_order_id for o in broker.order_book()] == [
+        a.client_order_id, b.client_order_id]
+
+
+def _session(broker: PaperBroker, make_order: OrderFactory, make_tick: TickFactory,
+             restart: bool) -> tuple[list[Fill | OrderRejected], PaperBroker]:
+    out: list[Fill | OrderRejected] = []
+    broker.place(make_order(BUY, 10, signal_id="x"))
+    broker.place(make_order(SELL, 5, signal_id="y", order_type=LIMIT, limit_price=1010.0))
+    out += broker.on_tick(make_tick(1000.0, 101))
+    if restart:
+        broker = PaperBroker.restore(broker.snapshot(), broker.config, clock=broker._clock)
+    assert broker.place(make_order(BUY, 10, signal_id="x")).duplicate
+    out += broker.on_tick(make_tick(1012.0, 102))
+    return out, broker
+
+
+def test_snapshot_restore_continues_exactly(
+    make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    def fresh_clock() -> Clock:
+        counter = iter(range(10_000))
+        return lambda: next(counter)
+
+    plain, b1 = _session(PaperBroker(clock=fresh_clock()), make_order, make_tick, False)
+    restarted, b2 = _session(PaperBroker(clock=fresh_clock()), make_order, make_tick, True)
+    assert len(plain) == 2
+    assert restarted == plain
+    assert b2.order_book() == b1.order_book()
+    assert b2.snapshot() == b1.snapshot()
+    with pytest.raises(ValueError, match="version"):
+        PaperBroker.restore(b'{"v": 99, "orders": []}')
+
+
+def test_two_brokers_fed_the_same_events_agree(
+    make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    def run() -> list[Fill | OrderRejected]:
+        counter = iter(range(10_000))
+        broker = PaperBroker(clock=lambda: next(counter))
+        out: list[Fill | OrderRejected] = []
+        for i in range(20):
+            broker.place(make_order(BUY if i % 2 else SELL, i + 1, signal_id=f"s{i}",
+                                    exchange_ts=100 + i))
+            out += broker.on_tick(make_tick(1000.0 + i * 0.35, 101 + i))
+        return out
+
+    first = run()
+    assert len(first) == 20
+    assert run() == first
+
+
+def test_round_trip_through_broker_and_portfolio(
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker(PaperConfig(slippage_bps=0.0), clock=clock)
+    pf = Portfolio("momo")
+    broker.place(make_order(BUY, 100, signal_id="open", exchange_ts=100))
+    for event in broker.on_tick(make_tick(1000.0, 101)):
+        pf.apply(event)
+    broker.place(make_order(SELL, 100, signal_id="close", exchange_ts=200))
+    for event in broker.on_tick(make_tick(1010.0, 201)):
+        pf.apply(event)
+    s = pf.snapshot()
+    # Hand computation in tests/unit/portfolio: charges 30.22 + 52.51
+    assert (s.realised_pnl, s.charges, s.net_pnl, s.fills) == (1000.0, 82.73, 917.27, 2)
