@@ -1,0 +1,313 @@
+"""Rolling per-instrument features computed from ticks: pure, deterministic, replayable.
+
+:class:`FeatureCalculator` keeps one small rolling state per symbol and turns each
+:class:`~alphaspt.core.events.Tick` into a :class:`~alphaspt.core.events.Features` event.
+
+Definitions (``n`` = number of prices seen for the symbol, this tick included):
+
+- **First tick of a symbol**: seeds the state and returns ``None`` (a return needs a
+  previous price). The first ``Features`` of a symbol therefore has ``count == 2``.
+- ``ret``: simple return against the previous price, ``price / previous - 1``.
+- ``ema_fast`` / ``ema_slow``: exponential moving averages with ``alpha = 2 / (span + 1)``,
+  seeded with the first price: ``ema = alpha * price + (1 - alpha) * ema``.
+- ``mean`` / ``std``: **population** mean and standard deviation (ddof 0) of the last
+  ``min(n, window)`` prices, this price included.
+- ``zscore``: ``(price - mean) / std``; ``0.0`` when ``std`` is zero (a flat window; a
+  relative tolerance of 1e-12 absorbs floating-point noise from identical prices).
+- ``vwap``: ``sum(price * traded) / sum(traded)`` over the symbol's ticks of the current
+  **IST calendar day** (of ``tick.exchange_ts``), reset when the IST day changes. ``traded``
+  is the increase of the cumulative day ``volume`` since the previous tick when the feed
+  provides it (Kite repeats ``last_quantity`` on ticks without a new trade, so summing
+  ``quantity`` would double count), otherwise ``tick.quantity``. Until any quantity has
+  traded in the session, ``vwap`` equals the last price.
+- ``volatility``: realised volatility, the **sample** standard deviation (ddof 1) of the
+  last ``vol_window`` log returns, times ``sqrt(annualisation)``; ``0.0`` with fewer than
+  two returns. ``annualisation`` is 1 by default (per-tick volatility); ticks are irregular,
+  so set it only when ticks are bars of a fixed period (e.g. ``252 * 375`` for 1-minute bars).
+
+Robustness: a tick whose ``event_id`` was among the symbol's recent ticks is a duplicate
+(at-least-once delivery) and a tick older than the symbol's newest ``exchange_ts`` is stale;
+both return ``None`` and change nothing. A tick with a non-finite or non-positive price, or a
+negative quantity/volume, raises :class:`InvalidTick` (the worker dead-letters it).
+
+``Features.event_id`` is ``stable_id("features", tick.event_id)``, ``tick_id`` is the
+tick's id and ``exchange_ts`` the tick's, so a replay yields identical events (only
+``ingest_ts`` differs, by definition).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from alphaspt.core.events import Features, Tick, now_ns, stable_id
+
+IST_OFFSET_SECONDS = 5 * 3600 + 30 * 60
+"""India Standard Time is UTC+05:30 all year (no daylight saving since 1945)."""
+
+_NS = 1_000_000_000
+_DAY = 86_400
+_DEDUP_IDS = 64
+"""How many recent tick ids per symbol are remembered to drop redelivered ticks."""
+_ZERO_STD_RTOL = 1e-12
+
+
+def ist_day(ts_ns: int) -> int:
+    """The IST calendar day of an epoch-nanosecond timestamp, as days since 1970-01-01."""
+    return (ts_ns // _NS + IST_OFFSET_SECONDS) // _DAY
+
+
+class InvalidTick(ValueError):
+    """A tick that cannot be used for features (bad price or quantity)."""
+
+
+class FeatureConfig(BaseModel):
+    """Windows and spans of the feature calculator (frozen)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ema_fast_span: int = Field(default=12, ge=1)
+    ema_slow_span: int = Field(default=26, ge=1)
+    window: int = Field(default=20, ge=2)
+    """Prices in the rolling mean / std / z-score window."""
+    vol_window: int = Field(default=20, ge=2)
+    """Log returns in the realised-volatility window."""
+    annualisation: float = Field(default=1.0, gt=0)
+    """Volatility is multiplied by ``sqrt(annualisation)``; 1 = per-tick volatility."""
+
+    @model_validator(mode="after")
+    def _spans_ordered(self) -> FeatureConfig:
+        if self.ema_fast_span >= self.ema_slow_span:
+            raise ValueError(
+                f"ema_fast_span ({self.ema_fast_span}) must be smaller than "
+                f"ema_slow_span ({self.ema_slow_span})"
+            )
+        return self
+
+
+class _SymbolState(msgspec.Struct, kw_only=True):
+    """Rolling state of one symbol; a msgspec struct so it snapshots to JSON-able data."""
+
+    count: int
+    last_price: float
+    last_ts: int
+    ema_fast: float
+    ema_slow: float
+    prices: list[float]
+    log_returns: list[float]
+    session_day: int
+    session_pv: float
+    session_qty: int
+    session_volume: int
+    """Cumulative day volume reported by the previous tick of the session (0: none)."""
+    recent_ids: list[str]
+
+
+def _mean_std(values: deque[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = math.fsum(values) / n
+    var = math.fsum((v - mean) * (v - mean) for v in values) / n
+    return mean, math.sqrt(var)
+
+
+def _sample_std(values: deque[float]) -> float:
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = math.fsum(values) / n
+    return math.sqrt(math.fsum((v - mean) * (v - mean) for v in values) / (n - 1))
+
+
+class _Rolling:
+    """Live (deque-based) form of :class:`_SymbolState`."""
+
+    __slots__ = (
+        "count",
+        "ema_fast",
+        "ema_slow",
+        "last_price",
+        "last_ts",
+        "log_returns",
+        "prices",
+        "recent_ids",
+        "recent_set",
+        "session_day",
+        "session_pv",
+        "session_qty",
+        "session_volume",
+    )
+
+    def __init__(self, s: _SymbolState, config: FeatureConfig) -> None:
+        self.count = s.count
+        self.last_price = s.last_price
+        self.last_ts = s.last_ts
+        self.ema_fast = s.ema_fast
+        self.ema_slow = s.ema_slow
+        self.prices: deque[float] = deque(s.prices[-config.window :], maxlen=config.window)
+        self.log_returns: deque[float] = deque(
+            s.log_returns[-config.vol_window :], maxlen=config.vol_window
+        )
+        self.session_day = s.session_day
+        self.session_pv = s.session_pv
+        self.session_qty = s.session_qty
+        self.session_volume = s.session_volume
+        self.recent_ids: deque[str] = deque(s.recent_ids[-_DEDUP_IDS:], maxlen=_DEDUP_IDS)
+        self.recent_set = set(self.recent_ids)
+
+    def to_state(self) -> _SymbolState:
+        return _SymbolState(
+            count=self.count,
+            last_price=self.last_price,
+            last_ts=self.last_ts,
+            ema_fast=self.ema_fast,
+            ema_slow=self.ema_slow,
+            prices=list(self.prices),
+            log_returns=list(self.log_returns),
+            session_day=self.session_day,
+            session_pv=self.session_pv,
+            session_qty=self.session_qty,
+            session_volume=self.session_volume,
+            recent_ids=list(self.recent_ids),
+        )
+
+    def remember(self, event_id: str) -> None:
+        if len(self.recent_ids) == self.recent_ids.maxlen:
+            self.recent_set.discard(self.recent_ids[0])
+        self.recent_ids.append(event_id)
+        self.recent_set.add(event_id)
+
+
+class FeatureCalculator:
+    """Per-symbol rolling features. Not thread-safe; one instance per consumer."""
+
+    SNAPSHOT_VERSION = 1
+
+    def __init__(
+        self, config: FeatureConfig | None = None, *, clock: Callable[[], int] = now_ns
+    ) -> None:
+        self.config = config or FeatureConfig()
+        self._clock = clock
+        self._alpha_fast = 2.0 / (self.config.ema_fast_span + 1)
+        self._alpha_slow = 2.0 / (self.config.ema_slow_span + 1)
+        self._vol_scale = math.sqrt(self.config.annualisation)
+        self._symbols: dict[str, _Rolling] = {}
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self._symbols)
+
+    def update(self, tick: Tick) -> Features | None:
+        """Fold one tick into its symbol's state; see the module docstring for the maths."""
+        price = tick.price
+        if not math.isfinite(price) or price <= 0:
+            raise InvalidTick(f"{tick.symbol}: price must be a positive number, got {price!r}")
+        if tick.quantity < 0 or tick.volume < 0:
+            raise InvalidTick(
+                f"{tick.symbol}: negative quantity ({tick.quantity}) or volume ({tick.volume})"
+            )
+        day = ist_day(tick.exchange_ts)
+        st = self._symbols.get(tick.symbol)
+        if st is None:
+            traded = tick.quantity
+            self._symbols[tick.symbol] = st = _Rolling(
+                _SymbolState(
+                    count=1,
+                    last_price=price,
+                    last_ts=tick.exchange_ts,
+                    ema_fast=price,
+                    ema_slow=price,
+                    prices=[price],
+                    log_returns=[],
+                    session_day=day,
+                    session_pv=price * traded,
+                    session_qty=traded,
+                    session_volume=tick.volume,
+                    recent_ids=[],
+                ),
+                self.config,
+            )
+            st.remember(tick.event_id)
+            return None
+        if tick.event_id in st.recent_set or tick.exchange_ts < st.last_ts:
+            return None
+
+        prev = st.last_price
+        ret = price / prev - 1.0
+        st.count += 1
+        st.last_price = price
+        st.last_ts = tick.exchange_ts
+        st.remember(tick.event_id)
+        st.ema_fast += self._alpha_fast * (price - st.ema_fast)
+        st.ema_slow += self._alpha_slow * (price - st.ema_slow)
+        st.prices.append(price)
+        st.log_returns.append(math.log(price / prev))
+
+        if day != st.session_day:
+            st.session_day = day
+            st.session_pv = 0.0
+            st.session_qty = 0
+            st.session_volume = 0
+        if tick.volume > 0 and st.session_volume > 0 and tick.volume >= st.session_volume:
+            traded = tick.volume - st.session_volume
+        else:
+            traded = tick.quantity
+        if tick.volume > 0:
+            st.session_volume = tick.volume
+        st.session_pv += price * traded
+        st.session_qty += traded
+        vwap = st.session_pv / st.session_qty if st.session_qty > 0 else price
+
+        mean, std = _mean_std(st.prices)
+        if std <= _ZERO_STD_RTOL * abs(mean):
+            std = 0.0
+            zscore = 0.0
+        else:
+            zscore = (price - mean) / std
+        volatility = _sample_std(st.log_returns) * self._vol_scale
+
+        return Features(
+            event_id=stable_id("features", tick.event_id),
+            exchange_ts=tick.exchange_ts,
+            ingest_ts=self._clock(),
+            symbol=tick.symbol,
+            price=price,
+            tick_id=tick.event_id,
+            count=st.count,
+            ret=ret,
+            ema_fast=st.ema_fast,
+            ema_slow=st.ema_slow,
+            mean=mean,
+            std=std,
+            zscore=zscore,
+            vwap=vwap,
+            volatility=volatility,
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state of every symbol (restore with :meth:`restore`)."""
+        return {
+            "version": self.SNAPSHOT_VERSION,
+            "config": self.config.model_dump(mode="json"),
+            "symbols": {
+                sym: msgspec.to_builtins(st.to_state()) for sym, st in self._symbols.items()
+            },
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Replace the state with a :meth:`snapshot`. Raises ``ValueError`` if malformed.
+
+        A snapshot taken with other windows is accepted (windows are trimmed), but its EMAs
+        were computed with the spans of that time.
+        """
+        if snapshot.get("version") != self.SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported feature snapshot version {snapshot.get('version')!r}")
+        try:
+            states = msgspec.convert(snapshot["symbols"], dict[str, _SymbolState])
+        except (KeyError, msgspec.ValidationError) as exc:
+            raise ValueError(f"malformed feature snapshot: {exc}") from exc
+        self._symbols = {sym: _Rolling(s, self.config) for sym, s in states.items()}
