@@ -1,0 +1,194 @@
+"""Typed response models of the read API (what OpenAPI publishes).
+
+The read model in Redis is written by the portfolio manager (see :mod:`alphaspt.core.cache`);
+these models are the API's contract, converted from the cache's msgspec views.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from alphaspt.core.cache import PositionView, StrategyView, TotalsView
+
+_OUT = ConfigDict(frozen=True, extra="forbid")
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx produced on purpose: a human-readable ``detail``."""
+
+    model_config = _OUT
+
+    detail: str
+
+
+class Position(BaseModel):
+    model_config = _OUT
+
+    symbol: str
+    quantity: int = Field(description="Net quantity; negative when short.")
+    avg_price: float
+    last_price: float
+    realised_pnl: float
+    unrealised_pnl: float
+
+    @classmethod
+    def of(cls, view: PositionView) -> Position:
+        return cls(
+            symbol=view.symbol,
+            quantity=view.quantity,
+            avg_price=view.avg_price,
+            last_price=view.last_price,
+            realised_pnl=view.realised_pnl,
+            unrealised_pnl=view.unrealised_pnl,
+        )
+
+
+class Strategy(BaseModel):
+    """One strategy's state, positions and P&L (in rupees)."""
+
+    model_config = _OUT
+
+    name: str
+    mode: str = Field(description="Paper or Live.")
+    state: str = Field(description="Running, Paused, Stopped, ...")
+    positions: list[Position]
+    realised_pnl: float
+    unrealised_pnl: float
+    charges: float
+    net_pnl: float = Field(description="realised + unrealised - charges")
+    gross_exposure: float
+    orders: int
+    fills: int
+    rejections: int
+    updated_at: float = Field(description="Epoch seconds of the last update.")
+
+    @classmethod
+    def of(cls, view: StrategyView) -> Strategy:
+        return cls(
+            name=view.name,
+            mode=view.mode,
+            state=view.state,
+            positions=[Position.of(p) for p in view.positions],
+            realised_pnl=view.realised_pnl,
+            unrealised_pnl=view.unrealised_pnl,
+            charges=view.charges,
+            net_pnl=view.net_pnl,
+            gross_exposure=view.gross_exposure,
+            orders=view.orders,
+            fills=view.fills,
+            rejections=view.rejections,
+            updated_at=view.updated_at,
+        )
+
+
+class StrategyList(BaseModel):
+    model_config = _OUT
+
+    items: list[Strategy]
+
+
+class PnlPoint(BaseModel):
+    model_config = _OUT
+
+    t: float = Field(description="Epoch seconds.")
+    pnl: float = Field(description="Net P&L at that time.")
+
+
+class PnlHistory(BaseModel):
+    model_config = _OUT
+
+    strategy: str
+    points: list[PnlPoint]
+
+
+class Portfolio(BaseModel):
+    """Totals over every strategy."""
+
+    model_config = _OUT
+
+    strategies: int
+    realised_pnl: float
+    unrealised_pnl: float
+    charges: float
+    net_pnl: float
+    gross_exposure: float
+    orders: int
+    fills: int
+    rejections: int
+    updated_at: float
+
+    @classmethod
+    def of(cls, view: TotalsView) -> Portfolio:
+        return cls(
+            strategies=view.strategies,
+            realised_pnl=view.realised_pnl,
+            unrealised_pnl=view.unrealised_pnl,
+            charges=view.charges,
+            net_pnl=view.net_pnl,
+            gross_exposure=view.gross_exposure,
+            orders=view.orders,
+            fills=view.fills,
+            rejections=view.rejections,
+            updated_at=view.updated_at,
+        )
+
+
+class OrderRecord(BaseModel):
+    """An order or fill record as the portfolio manager stored it.
+
+    ``type`` and ``strategy`` are always present; the other fields are those of the
+    order/fill event (``symbol``, ``side``, ``quantity``, ``price``, ids, timestamps, ...).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: str
+    strategy: str
+
+
+class RejectionRecord(BaseModel):
+    """A risk rejection: the signal's strategy and symbol, and why it was refused."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: str
+    strategy: str
+    reason: str | None = Field(default=None, description="A RiskReason code.")
+    message: str | None = None
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+class Page(BaseModel, Generic[R]):
+    """A page of a newest-first list."""
+
+    model_config = _OUT
+
+    total: int = Field(description="Records matching the filter (the lists are capped).")
+    offset: int
+    limit: int
+    items: list[R]
+
+
+class Health(BaseModel):
+    model_config = _OUT
+
+    status: str
+
+
+__all__ = [
+    "ErrorResponse",
+    "Health",
+    "OrderRecord",
+    "Page",
+    "PnlHistory",
+    "PnlPoint",
+    "Portfolio",
+    "Position",
+    "RejectionRecord",
+    "Strategy",
+    "StrategyList",
+]
