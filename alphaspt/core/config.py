@@ -37,6 +37,17 @@ class KafkaConfig(BaseModel):
     sasl_password: SecretStr | None = None
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    """Consumer group session timeout. Short, so a dead stage's partitions move quickly
+    (and because tansu holds a group join for about half of it)."""
+
+    def consumer_config(self) -> dict[str, str | int]:
+        """Properties for consumers: the client config plus group timing."""
+        return {
+            **self.client_config(),
+            "session.timeout.ms": self.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, self.session_timeout_ms // 3),
+        }
 
     def client_config(self) -> dict[str, str]:
         """librdkafka properties common to producers, consumers and the admin client."""
@@ -85,6 +96,41 @@ class LocalConfig(BaseModel):
     kafka: Literal["tansu", "apache"] = "tansu"
 
 
+class OperatorConfig(BaseModel):
+    """The Kubernetes operator (``alphaspt operator``): what it renders and how often it looks.
+
+    Workers get their connection settings (``ALPHASPT_POSTGRES__URL``,
+    ``ALPHASPT_KAFKA__BOOTSTRAP_SERVERS``, ...) from the Secret ``connection_secret``, whose
+    keys are those variable names; nothing secret is ever written into a Deployment.
+    """
+
+    model_config = _FROZEN
+
+    worker_image: str = "ghcr.io/alphaspt/alphaspt-worker:0.1.0"
+    """Image of the strategy runners unless a TradingStrategy sets ``spec.image``."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    connection_secret: str = "alphaspt-connections"
+    service_account: str | None = None
+    """ServiceAccount of the worker pods (``None``: the namespace default; no token mounted)."""
+    default_requests: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "100m", "memory": "256Mi"})
+    """Worker resources for every key a TradingStrategy's ``spec.resources`` leaves out."""
+    default_limits: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "500m", "memory": "512Mi"})
+    kubeconfig: Path | None = None
+    """Out of cluster: this kubeconfig. ``None``: in-cluster service account, else ~/.kube."""
+    resync_interval: float = Field(default=60.0, gt=0)
+    """Seconds between full reconciles of each resource (drift repair)."""
+    runtime_interval: float = Field(default=10.0, gt=0)
+    """Seconds between refreshes of a TradingStrategy's runtime summary from Redis."""
+    retry_delay: float = Field(default=10.0, gt=0)
+    """Seconds before retrying when a dependency (server, RiskProfile) is not ready."""
+    deletion_attempts: int = Field(default=3, ge=1)
+    """A deletion's clean-up is tried this often; then the resource is released anyway."""
+    health_port: int | None = Field(default=8080, ge=1, le=65535)
+    """Liveness endpoint ``http://0.0.0.0:PORT/healthz``; ``None`` disables it."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ALPHASPT_",
@@ -101,6 +147,7 @@ class Settings(BaseSettings):
     redis: RedisConfig = RedisConfig()
     api: ApiConfig = ApiConfig()
     local: LocalConfig = LocalConfig()
+    operator: OperatorConfig = OperatorConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -295,7 +295,7 @@ class StreamProcessor(ABC):
 
     def _consumer_config(self) -> dict[str, Any]:
         conf: dict[str, Any] = {
-            **self.kafka.client_config(),
+            **self.kafka.consumer_config(),
             "group.id": self.config.group_id,
             "enable.auto.commit": False,
             "auto.offset.reset": self.config.auto_offset_reset,

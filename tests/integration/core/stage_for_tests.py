@@ -1,0 +1,55 @@
+"""A tiny stage used by the streaming tests, runnable as a separate process.
+
+    python stage_for_tests.py BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP TXID|- DELAY_S
+
+It doubles each input Tick's price into an output Tick whose id derives from the input's.
+A Tick whose symbol is ``POISON`` makes ``process`` raise (it must be dead-lettered).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable
+
+from alphaspt.core.config import KafkaConfig
+from alphaspt.core.events import Codec, Event, Tick
+from alphaspt.core.streaming import Output, ProcessorConfig, StreamProcessor
+
+
+class Doubler(StreamProcessor):
+    stage = "doubler"
+
+    def __init__(self, kafka: KafkaConfig, config: ProcessorConfig, in_topic: str,
+                 out_topic: str, delay: float) -> None:
+        super().__init__(kafka, config, {in_topic: Codec(Tick)})
+        self.out_topic = out_topic
+        self.delay = delay
+
+    def process(self, topic: str, event: Event) -> Iterable[Output]:
+        assert isinstance(event, Tick)
+        if event.symbol == "POISON":
+            raise ValueError("poison tick")
+        if self.delay:
+            time.sleep(self.delay)
+        out = Tick(event_id=f"out-{event.event_id}", exchange_ts=event.exchange_ts,
+                   symbol=event.symbol, price=event.price * 2)
+        yield Output(self.out_topic, event.symbol, out)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO)
+    bootstrap, in_topic, out_topic, group, txid, delay = sys.argv[1:7]
+    stage = Doubler(
+        KafkaConfig(bootstrap_servers=bootstrap),
+        ProcessorConfig(group_id=group, transactional_id=None if txid == "-" else txid,
+                        batch_size=50),
+        in_topic, out_topic, float(delay),
+    )
+    stage.install_signal_handlers()
+    stage.run()
+
+
+if __name__ == "__main__":
+    main()
