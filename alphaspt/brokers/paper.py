@@ -147,11 +147,11 @@ class PaperBroker:
 
     def on_tick(self, tick: Tick) -> list[Fill | OrderRejected]:
         """Fill the open orders of ``tick.symbol`` that this tick executes, oldest first."""
+        if not (math.isfinite(tick.price) and tick.price > 0):
+            raise ValueError(f"tick {tick.event_id}: price must be positive, got {tick.price!r}")
         ids = self._open.get(tick.symbol)
         if not ids:
             return []
-        if not (math.isfinite(tick.price) and tick.price > 0):
-            raise ValueError(f"tick {tick.event_id}: price must be positive, got {tick.price!r}")
         price = to_decimal(tick.price)
         out: list[Fill | OrderRejected] = []
         still_open: list[str] = []

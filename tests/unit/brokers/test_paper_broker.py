@@ -55,6 +55,8 @@ def test_market_buy_fills_on_the_next_tick_with_slippage(
         BrokerOrderStatus.COMPLETE, 10, 1000.2)
     assert entry.pending_quantity == 0
     assert broker.on_tick(make_tick(1000.0, 102)) == []  # filled once only
+    with pytest.raises(ValueError, match="positive"):
+        broker.on_tick(make_tick(float("nan"), 103))
 
 
 @pytest.mark.parametrize(
