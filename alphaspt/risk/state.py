@@ -1,0 +1,249 @@
+"""Everything the risk manager remembers, as one serialisable value.
+
+:class:`RiskState` holds positions per (strategy, symbol) built from fills (de-duplicated by
+``trade_id``), last traded prices, orders approved but not yet filled or rejected
+(*pending*), approval timestamps for the rate limits, P&L, kill switches and paused
+strategies. It is a msgspec struct: :meth:`RiskState.to_json` / :meth:`RiskState.from_json`
+round-trip it exactly, so the worker can persist it and rebuild after a restart.
+
+Accounting (per strategy, average-cost method):
+
+- A fill that adds to a position (or opens one) moves the average price; a fill against it
+  realises ``closed_qty * (fill_price - avg_price) * sign(position)``; a fill that flips the
+  position opens the remainder at the fill price. Charges (``fill.charges.total``) are
+  subtracted from realised P&L, so the daily-loss limit sees net P&L.
+- Unrealised P&L marks each position at the symbol's last traded price (at its average price,
+  i.e. zero, while no price is known).
+- Daily P&L is ``equity - equity at the start of the IST trading day`` with
+  ``equity = cumulative realised + unrealised``. At the first event of a new IST day
+  (a tick, a fill or a decision, whichever comes first) the start-of-day equity is captured
+  with the last prices then known (normally the previous close), so a carried position's
+  overnight gap counts towards the new day.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from alphaspt.core.events import Fill, RiskReason
+
+IST_OFFSET_SECONDS: Final = 5 * 3600 + 30 * 60
+"""India Standard Time is UTC+05:30 all year."""
+_NS: Final = 1_000_000_000
+SECOND_NS: Final = _NS
+MINUTE_NS: Final = 60 * _NS
+
+
+def ist_day(ts_ns: int) -> int:
+    """The IST calendar day of an epoch-nanosecond timestamp, as days since 1970-01-01."""
+    return (ts_ns // _NS + IST_OFFSET_SECONDS) // 86_400
+
+
+class Position(msgspec.Struct, kw_only=True):
+    quantity: int = 0
+    """Signed: positive long, negative short."""
+    avg_price: float = 0.0
+
+
+class PendingOrder(msgspec.Struct, kw_only=True):
+    """An approved order whose fills or rejection have not all arrived yet."""
+
+    signal_id: str
+    strategy: str
+    symbol: str
+    remaining: int
+    """Signed quantity still expected to fill (BUY positive)."""
+    price: float
+    """The reference price used at approval."""
+
+
+class CachedDecision(msgspec.Struct, frozen=True, kw_only=True):
+    approved: bool
+    reason: RiskReason
+    message: str
+    risk_profile: str | None = None
+
+
+class RiskState(msgspec.Struct, kw_only=True):
+    """The risk manager's whole memory. Mutated only through its methods and the engine."""
+
+    version: int = 1
+    day: int = 0
+    """Current IST trading day (days since epoch); 0 before the first event."""
+    positions: dict[str, dict[str, Position]] = msgspec.field(default_factory=dict)
+    """strategy -> symbol -> position."""
+    realised: dict[str, float] = msgspec.field(default_factory=dict)
+    """strategy -> cumulative realised P&L net of charges."""
+    day_start_equity: dict[str, float] = msgspec.field(default_factory=dict)
+    last_prices: dict[str, float] = msgspec.field(default_factory=dict)
+    pending: dict[str, PendingOrder] = msgspec.field(default_factory=dict)
+    """client order id -> pending order."""
+    strategy_order_times: dict[str, list[int]] = msgspec.field(default_factory=dict)
+    """strategy -> approval timestamps (ns) of the last minute, ascending."""
+    account_order_times: list[int] = msgspec.field(default_factory=list)
+    trade_ids: dict[str, int] = msgspec.field(default_factory=dict)
+    """trade id -> IST day it was applied (pruned after a retention period)."""
+    decisions: dict[str, CachedDecision] = msgspec.field(default_factory=dict)
+    """signal id -> decision, oldest first (bounded), so a redelivered signal gets the same
+    answer and is not counted twice."""
+    kill_switch_global: bool = False
+    kill_switch_profiles: list[str] = msgspec.field(default_factory=list)
+    paused: list[str] = msgspec.field(default_factory=list)
+    """Paused strategies; ``*`` pauses all."""
+
+    # -- serialisation ----------------------------------------------------------------------
+
+    def to_json(self) -> bytes:
+        return msgspec.json.encode(self)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> RiskState:
+        """Decode :meth:`to_json` output. Raises ``ValueError`` if it is not a valid state."""
+        try:
+            state = msgspec.json.decode(data, type=cls)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"invalid risk state: {exc}") from exc
+        if state.version != 1:
+            raise ValueError(f"unsupported risk state version {state.version}")
+        return state
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def position(self, strategy: str, symbol: str) -> int:
+        pos = self.positions.get(strategy, {}).get(symbol)
+        return pos.quantity if pos else 0
+
+    def pending_quantity(self, strategy: str, symbol: str) -> int:
+        """Signed quantity of approved orders not yet filled or rejected."""
+        return sum(
+            p.remaining
+            for p in self.pending.values()
+            if p.strategy == strategy and p.symbol == symbol
+        )
+
+    def mark(self, symbol: str) -> float | None:
+        return self.last_prices.get(symbol)
+
+    def unrealised(self, strategy: str) -> float:
+        total = 0.0
+        for symbol, pos in self.positions.get(strategy, {}).items():
+            if pos.quantity:
+                mark = self.last_prices.get(symbol, pos.avg_price)
+                total += pos.quantity * (mark - pos.avg_price)
+        return total
+
+    def equity(self, strategy: str) -> float:
+        return self.realised.get(strategy, 0.0) + self.unrealised(strategy)
+
+    def daily_pnl(self, strategy: str) -> float:
+        """Realised (net of charges) + unrealised P&L since the start of the IST day."""
+        return self.equity(strategy) - self.day_start_equity.get(strategy, 0.0)
+
+    def exposure_positions(self, strategy: str) -> dict[str, tuple[int, float]]:
+        """symbol -> (position + pending, mark price) for every symbol the strategy touches.
+
+        The mark is the last traded price, else the pending order's price, else the
+        position's average price.
+        """
+        out: dict[str, tuple[int, float]] = {}
+        for symbol, pos in self.positions.get(strategy, {}).items():
+            out[symbol] = (pos.quantity, self.last_prices.get(symbol, pos.avg_price))
+        for p in self.pending.values():
+            if p.strategy != strategy:
+                continue
+            qty, mark = out.get(p.symbol, (0, self.last_prices.get(p.symbol, p.price)))
+            out[p.symbol] = (qty + p.remaining, mark)
+        return out
+
+    def gross_exposure(self, strategy: str) -> float:
+        """Rupees: sum over symbols of |position + pending| x mark."""
+        return sum(abs(q) * m for q, m in self.exposure_positions(strategy).values())
+
+    def strategies(self) -> set[str]:
+        return set(self.positions) | set(self.realised)
+
+    # -- updates ------------------------------------------------------------------------------
+
+    def roll_day(self, ts_ns: int, *, trade_id_retention_days: int = 3) -> bool:
+        """Advance to the IST day of ``ts_ns`` if it is later; True when the day changed."""
+        day = ist_day(ts_ns)
+        if day <= self.day:
+            return False
+        self.day_start_equity = {s: self.equity(s) for s in self.strategies()}
+        self.day = day
+        oldest = day - trade_id_retention_days
+        self.trade_ids = {t: d for t, d in self.trade_ids.items() if d > oldest}
+        return True
+
+    def update_price(self, symbol: str, price: float) -> None:
+        self.last_prices[symbol] = price
+
+    def apply_fill(self, fill: Fill) -> bool:
+        """Apply an execution once. Returns False (and changes nothing) for a known trade id."""
+        if fill.trade_id in self.trade_ids:
+            return False
+        self.trade_ids[fill.trade_id] = self.day
+        signed = fill.side.sign * fill.quantity
+        book = self.positions.setdefault(fill.strategy, {})
+        pos = book.setdefault(fill.symbol, Position())
+        realised = 0.0
+        q = pos.quantity
+        if q == 0 or (q > 0) == (signed > 0):
+            new_q = q + signed
+            pos.avg_price = (abs(q) * pos.avg_price + abs(signed) * fill.price) / abs(new_q)
+            pos.quantity = new_q
+        else:
+            closed = min(abs(q), abs(signed))
+            realised = closed * (fill.price - pos.avg_price) * (1 if q > 0 else -1)
+            new_q = q + signed
+            if new_q == 0:
+                pos.avg_price = 0.0
+            elif (new_q > 0) != (q > 0):
+                pos.avg_price = fill.price
+            pos.quantity = new_q
+        if pos.quantity == 0:
+            del book[fill.symbol]
+        self.realised[fill.strategy] = (
+            self.realised.get(fill.strategy, 0.0) + realised - fill.charges.total
+        )
+        self._release_fill(fill.client_order_id, signed)
+        return True
+
+    def _release_fill(self, client_order_id: str, signed: int) -> None:
+        pending = self.pending.get(client_order_id)
+        if pending is None:
+            return
+        pending.remaining -= signed
+        if pending.remaining == 0 or (pending.remaining > 0) != (pending.remaining + signed > 0):
+            del self.pending[client_order_id]
+
+    def release(self, client_order_id: str) -> bool:
+        """Forget a pending order (rejected or cancelled). True if it was pending."""
+        return self.pending.pop(client_order_id, None) is not None
+
+    def record_order(self, strategy: str, now_ns: int) -> None:
+        self.strategy_order_times.setdefault(strategy, []).append(now_ns)
+        self.account_order_times.append(now_ns)
+
+    def prune_order_times(self, now_ns: int) -> None:
+        """Drop approval timestamps older than a minute."""
+        cutoff = now_ns - MINUTE_NS
+        self.account_order_times = [t for t in self.account_order_times if t > cutoff]
+        for strategy in list(self.strategy_order_times):
+            kept = [t for t in self.strategy_order_times[strategy] if t > cutoff]
+            if kept:
+                self.strategy_order_times[strategy] = kept
+            else:
+                del self.strategy_order_times[strategy]
+
+    def orders_within(self, strategy: str | None, now_ns: int, window_ns: int) -> int:
+        """Approvals in the half-open window ``(now - window, now]`` (account-wide if None)."""
+        times = (
+            self.account_order_times
+            if strategy is None
+            else self.strategy_order_times.get(strategy, [])
+        )
+        cutoff = now_ns - window_ns
+        return sum(1 for t in times if cutoff < t <= now_ns)
