@@ -91,8 +91,8 @@ def portfolio_key(strategy: str) -> str:
     return f"portfolio:{strategy}"
 
 
-def _strategy_mapping(view: StrategyView) -> dict[str, str]:
-    fields: dict[str, str] = {
+def _strategy_mapping(view: StrategyView) -> dict[Any, Any]:
+    fields: dict[Any, Any] = {
         "mode": view.mode,
         "state": view.state,
         "updated_at": repr(view.updated_at),
@@ -177,9 +177,10 @@ class PortfolioCacheWriter:
             pipe.ltrim(f"pnl:{view.name}", -PNL_POINTS_LIMIT, -1)
         totals = totals_of(views)
         pipe.delete("portfolio:total")
-        pipe.hset("portfolio:total", mapping={
+        total_fields: dict[Any, Any] = {
             k: str(v) for k, v in msgspec.structs.asdict(totals).items()
-        })
+        }
+        pipe.hset("portfolio:total", mapping=total_fields)
         if publish:
             pipe.publish(UPDATES_CHANNEL, json.dumps({
                 "type": "portfolio",
@@ -213,12 +214,12 @@ class PortfolioCacheReader:
         return bool(await self._r.ping())
 
     async def strategy_names(self) -> list[str]:
-        names: set[str] = await self._r.smembers("strategies")  # type: ignore[misc]
-        return sorted(names)
+        names = await self._r.smembers("strategies")
+        return sorted(str(n) for n in names)
 
     async def strategy(self, name: str) -> StrategyView | None:
-        raw: dict[str, str] = await self._r.hgetall(portfolio_key(name))  # type: ignore[misc]
-        return parse_strategy(name, raw) if raw else None
+        raw = await self._r.hgetall(portfolio_key(name))
+        return parse_strategy(name, {str(k): str(v) for k, v in raw.items()}) if raw else None
 
     async def strategies(self) -> list[StrategyView]:
         views = []
@@ -229,7 +230,7 @@ class PortfolioCacheReader:
         return views
 
     async def totals(self) -> TotalsView:
-        raw: dict[str, str] = await self._r.hgetall("portfolio:total")  # type: ignore[misc]
+        raw = await self._r.hgetall("portfolio:total")
         if not raw:
             return TotalsView()
         return msgspec.convert(raw, TotalsView, strict=False)
@@ -240,8 +241,8 @@ class PortfolioCacheReader:
             key = "rejections:recent"
         else:
             key = f"orders:recent:{strategy}" if strategy else "orders:recent"
-        total: int = await self._r.llen(key)  # type: ignore[misc]
-        raw: list[str] = await self._r.lrange(key, offset, offset + limit - 1)  # type: ignore[misc]
+        total = int(await self._r.llen(key))
+        raw = await self._r.lrange(key, offset, offset + limit - 1)
         items = [json.loads(r) for r in raw]
         if kind == "rejection" and strategy:
             items = [i for i in items if i.get("strategy") == strategy]
@@ -249,5 +250,5 @@ class PortfolioCacheReader:
 
     async def pnl_history(self, strategy: str, limit: int = PNL_POINTS_LIMIT
                           ) -> list[dict[str, float]]:
-        raw: list[str] = await self._r.lrange(f"pnl:{strategy}", -limit, -1)  # type: ignore[misc]
+        raw = await self._r.lrange(f"pnl:{strategy}", -limit, -1)
         return [json.loads(r) for r in raw]

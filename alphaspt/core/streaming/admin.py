@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
 
 from alphaspt.core.config import KafkaConfig
 from alphaspt.exceptions import InfrastructureUnavailable
@@ -30,7 +30,7 @@ class TopicChanges:
 
 
 def admin_client(kafka: KafkaConfig) -> AdminClient:
-    return AdminClient(kafka.client_config())
+    return AdminClient(dict(kafka.client_config()))
 
 
 def existing_partitions(admin: AdminClient, timeout: float = 10.0) -> dict[str, int]:

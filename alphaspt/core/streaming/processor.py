@@ -38,6 +38,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from alphaspt.core.config import KafkaConfig
 from alphaspt.core.events import Codec, DecodeError, Event, Topics, encode
 from alphaspt.core.streaming.producer import DeliveryTracker
+from alphaspt.core.streaming.reader import read_latest
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class ProcessorConfig:
     dedup_window: int = 100_000
     """At-least-once only: how many recent event ids are remembered to drop redeliveries."""
     auto_offset_reset: str = "earliest"
+    state_topic: str | None = None
+    """Compacted topic holding this stage's state snapshots (exactly-once mode only)."""
+    state_key: str | None = None
+    """Key of this stage's snapshot in ``state_topic`` (default: the group id)."""
     extra_consumer_config: Mapping[str, Any] = field(default_factory=dict)
     extra_producer_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -87,6 +92,7 @@ class StreamProcessor(ABC):
         self._delivery = DeliveryTracker()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._last_idle = time.monotonic()
+        self._last_state: bytes | None = None
         self.processed = 0
         self.dead_lettered = 0
 
@@ -106,14 +112,24 @@ class StreamProcessor(ABC):
     def after_commit(self) -> None:
         """Called after a batch's outputs and offsets have been committed."""
 
-    def checkpoint(self) -> object:
-        """Snapshot the in-memory state before a batch (restored if the batch aborts)."""
+    def save_state(self) -> bytes | None:
+        """The stage's in-memory state as bytes, or ``None`` for a stateless stage.
+
+        With ``ProcessorConfig.state_topic`` set, the state is written to that (compacted)
+        topic inside every transaction that changed it, atomically with the outputs and
+        offsets, and loaded back at start-up: state and offsets never disagree. It is
+        also the checkpoint restored when a transaction aborts.
+        """
         return None
 
-    def restore(self, snapshot: object) -> None:
-        """Undo the effects of an aborted batch on in-memory state."""
+    def load_state(self, data: bytes) -> None:
+        """Replace the in-memory state with what :meth:`save_state` returned."""
 
     # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def _state_key(self) -> str:
+        return self.config.state_key or self.config.group_id
 
     @property
     def exactly_once(self) -> bool:
@@ -135,6 +151,12 @@ class StreamProcessor(ABC):
         self._consumer = Consumer(self._consumer_config())
         self._producer = self._new_producer()
         self._consumer.subscribe(list(self.inputs))
+        if self.config.state_topic is not None:
+            saved = read_latest(self.kafka, self.config.state_topic, self._state_key)
+            if saved is not None:
+                self.load_state(saved)
+                log.info("%s: state restored from %s", self.stage, self.config.state_topic)
+        self._last_state = self.save_state()
         self.on_start()
         self._running = True
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
@@ -161,10 +183,13 @@ class StreamProcessor(ABC):
 
     def _transactional_batch(self, messages: list[Message], idle_due: bool) -> None:
         assert self._consumer is not None and self._producer is not None
-        snapshot = self.checkpoint()
+        snapshot = self._last_state
         try:
             self._producer.begin_transaction()
             self._handle_batch(messages, idle_due)
+            state = self.save_state()
+            if self.config.state_topic is not None and state != snapshot:
+                self._produce(self.config.state_topic, self._state_key, state, None)
             positions = self._consumer.position(self._consumer.assignment())
             self._producer.send_offsets_to_transaction(
                 positions, self._consumer.consumer_group_metadata(), self.config.commit_timeout
@@ -173,10 +198,11 @@ class StreamProcessor(ABC):
         except KafkaException as exc:
             self._recover(exc, snapshot)
             return
+        self._last_state = state
         self.processed += len(messages)
         self.after_commit()
 
-    def _recover(self, exc: KafkaException, snapshot: object) -> None:
+    def _recover(self, exc: KafkaException, snapshot: bytes | None) -> None:
         """Abort, replace the producer, rewind to committed offsets, restore state."""
         assert self._consumer is not None and self._producer is not None
         error: KafkaError = exc.args[0]
@@ -191,7 +217,8 @@ class StreamProcessor(ABC):
         self._producer.flush(0)
         self._producer = self._new_producer()
         self._rewind()
-        self.restore(snapshot)
+        if snapshot is not None:
+            self.load_state(snapshot)
 
     def _rewind(self) -> None:
         assert self._consumer is not None
@@ -235,7 +262,7 @@ class StreamProcessor(ABC):
                 self._emit(out)
 
     def _handle_message(self, msg: Message, dedup: bool) -> None:
-        topic = msg.topic()
+        topic = msg.topic() or ""
         try:
             event = self.inputs[topic].decode(msg.value())
         except DecodeError as exc:
@@ -266,7 +293,7 @@ class StreamProcessor(ABC):
 
     def _produce(
         self, topic: str, key: str | bytes | None, value: bytes | None,
-        headers: list[tuple[str, bytes]] | None,
+        headers: list[tuple[str, str | bytes | None]] | None,
     ) -> None:
         assert self._producer is not None
         while True:
@@ -280,16 +307,17 @@ class StreamProcessor(ABC):
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         self.dead_lettered += 1
+        topic = msg.topic() or ""
         log.warning("%s: dead-lettering %s[%d]@%d: %s", self.stage, msg.topic(),
                     msg.partition(), msg.offset(), reason)
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("dlq.reason", reason.encode()[:4000]),
             ("dlq.stage", self.stage.encode()),
-            ("dlq.topic", msg.topic().encode()),
+            ("dlq.topic", topic.encode()),
             ("dlq.partition", str(msg.partition()).encode()),
             ("dlq.offset", str(msg.offset()).encode()),
         ]
-        self._produce(Topics.dlq(msg.topic()), msg.key(), msg.value(), headers)
+        self._produce(Topics.dlq(topic), msg.key(), msg.value(), headers)
 
     # -- clients -----------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ class EventProducer:
         self.send_raw(topic, key, encode(event))
 
     def send_raw(self, topic: str, key: str | bytes | None, value: bytes | None,
-                 headers: list[tuple[str, bytes]] | None = None) -> None:
+                 headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
         while True:
             try:
                 self._producer.produce(topic, value=value, key=key, headers=headers,

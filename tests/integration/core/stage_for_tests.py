@@ -1,9 +1,11 @@
 """A tiny stage used by the streaming tests, runnable as a separate process.
 
-    python stage_for_tests.py BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP TXID|- DELAY_S
+    python stage_for_tests.py BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP TXID|- DELAY_S [STATE_TOPIC]
 
 It doubles each input Tick's price into an output Tick whose id derives from the input's.
 A Tick whose symbol is ``POISON`` makes ``process`` raise (it must be dead-lettered).
+With STATE_TOPIC, the stage counts the ticks it has seen in state kept in that topic and
+puts the running count in each output's ``volume``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ class Doubler(StreamProcessor):
         super().__init__(kafka, config, {in_topic: Codec(Tick)})
         self.out_topic = out_topic
         self.delay = delay
+        self.count = 0
+
+    def save_state(self) -> bytes | None:
+        return str(self.count).encode() if self.config.state_topic else None
+
+    def load_state(self, data: bytes) -> None:
+        self.count = int(data)
 
     def process(self, topic: str, event: Event) -> Iterable[Output]:
         assert isinstance(event, Tick)
@@ -33,18 +42,20 @@ class Doubler(StreamProcessor):
             raise ValueError("poison tick")
         if self.delay:
             time.sleep(self.delay)
+        self.count += 1
         out = Tick(event_id=f"out-{event.event_id}", exchange_ts=event.exchange_ts,
-                   symbol=event.symbol, price=event.price * 2)
+                   symbol=event.symbol, price=event.price * 2, volume=self.count)
         yield Output(self.out_topic, event.symbol, out)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
     bootstrap, in_topic, out_topic, group, txid, delay = sys.argv[1:7]
+    state_topic = sys.argv[7] if len(sys.argv) > 7 else None
     stage = Doubler(
         KafkaConfig(bootstrap_servers=bootstrap),
         ProcessorConfig(group_id=group, transactional_id=None if txid == "-" else txid,
-                        batch_size=50),
+                        batch_size=50, state_topic=state_topic),
         in_topic, out_topic, float(delay),
     )
     stage.install_signal_handlers()

@@ -1,0 +1,88 @@
+"""Reading a topic from the beginning to its end without joining a group.
+
+Used to load state snapshots and to rebuild read models from the log. Some Kafka-API
+brokers (tansu) have been seen reporting a partition's high watermark as the last
+batch's base offset, so after reaching the reported end the reader keeps polling until
+the partition stays quiet for ``quiet`` seconds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from alphaspt.core.config import KafkaConfig
+from alphaspt.exceptions import InfrastructureUnavailable
+
+
+def read_to_end(
+    kafka: KafkaConfig, topic: str, *, timeout: float = 30.0, quiet: float = 0.3
+) -> Iterator[Message]:
+    """Yield every committed message of ``topic`` that exists now, partition by partition
+    order preserved within each partition."""
+    consumer = Consumer({
+        **kafka.client_config(),
+        "group.id": f"alphaspt-reader-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "enable.partition.eof": True,
+    })
+    try:
+        try:
+            metadata = consumer.list_topics(topic, timeout=10)
+        except KafkaException as exc:
+            raise InfrastructureUnavailable(f"metadata for {topic}: {exc}") from exc
+        tmeta = metadata.topics.get(topic)
+        if tmeta is None or tmeta.error is not None:
+            return
+        parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in tmeta.partitions]
+        if not parts:
+            return
+        highs = {}
+        for tp in parts:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            highs[tp.partition] = high
+        pending = {p for p, high in highs.items() if high > 0}
+        if not pending:
+            return
+        consumer.assign(parts)
+        deadline = time.monotonic() + timeout
+        last_message = time.monotonic()
+        at_eof: set[int] = set()
+        while time.monotonic() < deadline:
+            batch = consumer.consume(500, 0.1)
+            for msg in batch:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        at_eof.add(msg.partition() or 0)
+                        continue
+                    raise InfrastructureUnavailable(f"reading {topic}: {err}")
+                last_message = time.monotonic()
+                at_eof.discard(msg.partition() or 0)
+                yield msg
+            if pending <= at_eof and time.monotonic() - last_message >= quiet:
+                return
+        raise InfrastructureUnavailable(f"reading {topic} to its end took over {timeout}s")
+    finally:
+        consumer.close()
+
+
+def read_latest(kafka: KafkaConfig, topic: str, key: str) -> bytes | None:
+    """The value of the newest message with ``key`` in ``topic`` (a compacted state topic)."""
+    wanted = key.encode()
+    latest: bytes | None = None
+    for msg in read_to_end(kafka, topic):
+        if msg.key() == wanted:
+            latest = msg.value()
+    return latest
