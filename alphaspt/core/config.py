@@ -41,7 +41,7 @@ class KafkaConfig(BaseModel):
     """Consumer group session timeout. Short, so a dead stage's partitions move quickly
     (and because tansu holds a group join for about half of it)."""
 
-    def consumer_config(self) -> dict[str, str | int]:
+    def consumer_config(self) -> dict[str, str | int | float | bool]:
         """Properties for consumers: the client config plus group timing."""
         return {
             **self.client_config(),
@@ -49,9 +49,9 @@ class KafkaConfig(BaseModel):
             "heartbeat.interval.ms": max(500, self.session_timeout_ms // 3),
         }
 
-    def client_config(self) -> dict[str, str]:
+    def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka properties common to producers, consumers and the admin client."""
-        conf = {
+        conf: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
         }
@@ -109,7 +109,7 @@ class OperatorConfig(BaseModel):
     worker_image: str = "ghcr.io/alphaspt/alphaspt-worker:0.1.0"
     """Image of the strategy runners unless a TradingStrategy sets ``spec.image``."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    connection_secret: str = "alphaspt-connections"
+    connection_secret: str = "alphaspt-connections"  # noqa: S105 - a Secret's name
     service_account: str | None = None
     """ServiceAccount of the worker pods (``None``: the namespace default; no token mounted)."""
     default_requests: dict[str, str] = Field(
