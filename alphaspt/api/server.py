@@ -22,6 +22,7 @@ WS_IMPLEMENTATION = "websockets-sansio"
 class BackgroundServer:
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0,
                  *, log_level: str = "warning") -> None:
+        self.app = app
         self._server = uvicorn.Server(uvicorn.Config(
             app, host=host, port=port, log_level=log_level, ws=WS_IMPLEMENTATION,
             lifespan="on", access_log=False, server_header=False, proxy_headers=False,

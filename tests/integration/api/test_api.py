@@ -282,7 +282,7 @@ def test_orders_filtered_by_strategy(client: httpx.Client,
     ],
 )
 def test_bad_page_parameters_are_422_with_a_message(
-    client: httpx.Client, path: str, params: dict[str, object]
+    client: httpx.Client, path: str, params: dict[str, str | int]
 ) -> None:
     r = client.get(path, params=params)
     assert r.status_code == 422
