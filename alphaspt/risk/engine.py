@@ -27,13 +27,13 @@ Rules, in the order they are applied (the first failure is the decision's reason
 10. ``MAX_DAILY_LOSS``: daily P&L (realised net of charges + unrealised, IST day)
     ``<= -maxDailyLoss``, unless the order is risk-reducing, so a strategy at its loss
     limit can still close out.
-
-*Risk-reducing* means: opposite side to ``position + pending`` of that (strategy, symbol)
-and no larger than it, i.e. it moves towards flat and never flips.
 11. ``ORDER_RATE_SECOND``: approvals of the strategy in ``(now - 1 s, now]`` already reached
     ``maxOrdersPerSecond``, or the account's reached the exchange's 10/s.
 12. ``ORDER_RATE_MINUTE``: approvals of the strategy in ``(now - 60 s, now]`` reached
     ``maxOrdersPerMinute`` (or the account's reached the optional account-wide cap).
+
+*Risk-reducing* means: opposite side to ``position + pending`` of that (strategy, symbol)
+and no larger than it, i.e. it moves towards flat and never flips.
 
 "At the limit" passes everywhere: quantity == max, value == max, deviation == band, |position|
 == max, exposure == max; the loss rule trips at P&L == -maxDailyLoss (the CR says "<=").
@@ -42,7 +42,7 @@ An approval is recorded in the rate windows and as a *pending* order (towards po
 exposure) until its fills (:meth:`RiskEngine.on_fill`) or rejection
 (:meth:`RiskEngine.on_order_rejected`) arrive. Rejections count towards nothing.
 Every decision is remembered by signal id: a redelivered signal gets the same decision and is
-not counted twice.
+not counted twice. Pending orders are dropped at the IST day roll-over (day orders expire).
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ class RiskEngine:
                 symbol=signal.symbol,
                 remaining=signal.side.sign * signal.quantity,
                 price=price,
+                approved_ns=now_ns,
             )
         self._remember(signal.event_id, cached)
         return self._decision(signal, cached)

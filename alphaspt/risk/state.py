@@ -19,10 +19,13 @@ Accounting (per strategy, average-cost method):
   (a tick, a fill or a decision, whichever comes first) the start-of-day equity is captured
   with the last prices then known (normally the previous close), so a carried position's
   overnight gap counts towards the new day.
+- Pending orders are dropped at the IST day roll-over (day orders expire at the close);
+  :meth:`RiskState.expire_pending` lets the worker drop orders whose outcome never came.
 """
 
 from __future__ import annotations
 
+import bisect
 from typing import Final
 
 import msgspec
@@ -57,6 +60,8 @@ class PendingOrder(msgspec.Struct, kw_only=True):
     """Signed quantity still expected to fill (BUY positive)."""
     price: float
     """The reference price used at approval."""
+    approved_ns: int = 0
+    """When the order was approved (epoch ns)."""
 
 
 class CachedDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -173,6 +178,8 @@ class RiskState(msgspec.Struct, kw_only=True):
             return False
         self.day_start_equity = {s: self.equity(s) for s in self.strategies()}
         self.day = day
+        # NSE day orders expire at the close: nothing approved on an earlier day can fill.
+        self.pending.clear()
         oldest = day - trade_id_retention_days
         self.trade_ids = {t: d for t, d in self.trade_ids.items() if d > oldest}
         return True
@@ -219,23 +226,27 @@ class RiskState(msgspec.Struct, kw_only=True):
         if pending.remaining == 0 or (pending.remaining > 0) != (pending.remaining + signed > 0):
             del self.pending[client_order_id]
 
+    def expire_pending(self, older_than_ns: int) -> list[PendingOrder]:
+        """Forget pending orders approved before ``older_than_ns``; returns them."""
+        stale = [k for k, p in self.pending.items() if p.approved_ns < older_than_ns]
+        return [self.pending.pop(k) for k in stale]
+
     def release(self, client_order_id: str) -> bool:
         """Forget a pending order (rejected or cancelled). True if it was pending."""
         return self.pending.pop(client_order_id, None) is not None
 
     def record_order(self, strategy: str, now_ns: int) -> None:
-        self.strategy_order_times.setdefault(strategy, []).append(now_ns)
-        self.account_order_times.append(now_ns)
+        bisect.insort(self.strategy_order_times.setdefault(strategy, []), now_ns)
+        bisect.insort(self.account_order_times, now_ns)
 
     def prune_order_times(self, now_ns: int) -> None:
         """Drop approval timestamps older than a minute."""
         cutoff = now_ns - MINUTE_NS
-        self.account_order_times = [t for t in self.account_order_times if t > cutoff]
+        del self.account_order_times[: bisect.bisect_right(self.account_order_times, cutoff)]
         for strategy in list(self.strategy_order_times):
-            kept = [t for t in self.strategy_order_times[strategy] if t > cutoff]
-            if kept:
-                self.strategy_order_times[strategy] = kept
-            else:
+            times = self.strategy_order_times[strategy]
+            del times[: bisect.bisect_right(times, cutoff)]
+            if not times:
                 del self.strategy_order_times[strategy]
 
     def orders_within(self, strategy: str | None, now_ns: int, window_ns: int) -> int:
@@ -245,5 +256,4 @@ class RiskState(msgspec.Struct, kw_only=True):
             if strategy is None
             else self.strategy_order_times.get(strategy, [])
         )
-        cutoff = now_ns - window_ns
-        return sum(1 for t in times if cutoff < t <= now_ns)
+        return bisect.bisect_right(times, now_ns) - bisect.bisect_right(times, now_ns - window_ns)

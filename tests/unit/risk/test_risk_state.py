@@ -86,3 +86,15 @@ def test_state_round_trips_through_json_and_keeps_deciding_the_same() -> None:
 def test_invalid_state_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError, match="risk state"):
         RiskState.from_json(data)
+
+
+def test_pending_orders_expire_at_the_day_roll_or_on_request() -> None:
+    engine = engine_with_prices(RELIANCE=100.0)
+    for i in range(3):
+        assert engine.evaluate(signal(quantity=10), PROFILE, limits(), T0 + i * SECOND).approved
+    expired = engine.state.expire_pending(T0 + SECOND)
+    assert [p.approved_ns for p in expired] == [T0]
+    assert engine.state.pending_quantity(S, "RELIANCE") == 20
+    next_day = T0 + 86_400 * SECOND
+    assert engine.evaluate(signal(quantity=1), PROFILE, limits(), next_day).approved
+    assert engine.state.pending_quantity(S, "RELIANCE") == 1
