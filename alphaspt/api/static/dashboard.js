@@ -329,7 +329,7 @@
       tr.dataset.strategy = name;
       const mode = cell("mode"); mode.append(tag(s.mode));
       const st = cell("state"); st.append(tag(s.state));
-      const open = s.positions.filter((p) => p.quantity !== 0);
+      const open = sortedPositions(s).filter((p) => p.quantity !== 0);
       const pos = cell("positions", open.length
         ? open.map((p) => `${p.symbol} ${p.quantity > 0 ? "+" : ""}${count.format(p.quantity)}`).join(" · ")
         : "flat", open.length ? "" : "muted");
@@ -352,11 +352,15 @@
     $("strategies-empty").hidden = rows.length > 0;
   }
 
+  function sortedPositions(s) {
+    return [...(s.positions || [])].sort((a, b) => (a.symbol < b.symbol ? -1 : a.symbol > b.symbol ? 1 : 0));
+  }
+
   function renderPositions() {
     const body = $("positions").tBodies[0];
     const rows = [];
     for (const name of [...state.strategies.keys()].sort()) {
-      for (const p of state.strategies.get(name).positions) {
+      for (const p of sortedPositions(state.strategies.get(name))) {
         const tr = el("tr");
         tr.dataset.strategy = name;
         tr.dataset.symbol = p.symbol;
