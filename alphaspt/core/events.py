@@ -45,6 +45,8 @@ class Topics:
     ORDERS_FILLED: Final = "orders.filled"
     ORDERS_REJECTED: Final = "orders.rejected"
     CONTROL: Final = "control.commands"
+    STATE: Final = "alphaspt.state"
+    """Compacted: shared stages' state snapshots, keyed by stage (see StreamProcessor)."""
 
     ALL: Final = (
         TICKS,
@@ -61,6 +63,11 @@ class Topics:
     @staticmethod
     def dlq(topic: str) -> str:
         return f"{topic}.dlq"
+
+    @staticmethod
+    def strategy_state(strategy: str) -> str:
+        """Compacted: a strategy runner's state snapshots."""
+        return f"strategy.{strategy}.state"
 
 
 class Side(StrEnum):

@@ -1,0 +1,3 @@
+from alphaspt.cli import main
+
+raise SystemExit(main())

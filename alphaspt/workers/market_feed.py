@@ -1,0 +1,145 @@
+"""Market feed: a mock market or a CSV replay → market.ticks (key: symbol).
+
+Subscribes to the union of the instruments of the configured strategies (PostgreSQL) and
+follows changes to it: a CONFIG_CHANGED notice on ``control.commands`` reloads the set.
+Ticks are produced with an idempotent producer and flushed every round; their event ids
+are deterministic, so a downstream stage drops a tick it has already seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from confluent_kafka import Consumer
+
+from alphaspt.core.config import Settings
+from alphaspt.core.events import Codec, Command, Control, DecodeError, Tick, Topics
+from alphaspt.core.streaming import EventProducer
+from alphaspt.feeds import MockFeed, MockFeedConfig, ReplayFeed, ReplayFormatError
+from alphaspt.workers.common import ConfigSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    kind: str = "mock"
+    """``mock`` or ``replay``."""
+    replay_path: Path | None = None
+    speed: float | None = None
+    """Replay pacing: real time x speed; ``None`` as fast as possible."""
+    interval_s: float = 0.25
+    """Mock: pause between rounds (one tick per instrument)."""
+    seed: int | None = None
+    """Mock: ``None`` seeds from the clock, so a restarted feed never repeats ids."""
+    volatility: float = 0.0008
+
+
+class MarketFeed:
+    def __init__(self, settings: Settings, source: ConfigSource, producer: EventProducer,
+                 config: FeedConfig) -> None:
+        self.settings = settings
+        self.source = source
+        self.producer = producer
+        self.config = config
+        self.instruments: set[str] = set()
+        self.produced = 0
+        self._running = False
+        self._control = Consumer({
+            **settings.kafka.consumer_config(),
+            "group.id": f"alphaspt-{settings.namespace}-market-feed-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": False,
+        })
+        self._codec = Codec(Control)
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self._running = False
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def reload(self) -> None:
+        instruments = self.source.load().instruments
+        if instruments != self.instruments:
+            log.info("market feed instruments: %s", sorted(instruments))
+        self.instruments = instruments
+
+    def run(self, *, max_seconds: float | None = None) -> None:
+        self._control.subscribe([Topics.CONTROL])
+        self.reload()
+        self._running = True
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        try:
+            for tick in self._ticks():
+                if not self._running or (deadline is not None and time.monotonic() > deadline):
+                    break
+                if tick is None:
+                    continue
+                self.producer.send(Topics.TICKS, tick.symbol, tick)
+                self.produced += 1
+        finally:
+            self.producer.flush()
+            self._control.close()
+            log.info("market feed stopped after %d ticks", self.produced)
+
+    def _ticks(self) -> Iterator[Tick | None]:
+        """Ticks of the configured instruments; ``None`` while idle (to check for stop)."""
+        if self.config.kind == "replay":
+            yield from self._replay()
+        else:
+            yield from self._mock()
+
+    def _mock(self) -> Iterator[Tick | None]:
+        seed = self.config.seed if self.config.seed is not None else time.time_ns() % 2**31
+        feed = MockFeed(MockFeedConfig(symbols=tuple(sorted(self.instruments)), seed=seed,
+                                       volatility=self.config.volatility))
+        while self._running:
+            if self._poll_control():
+                feed.set_symbols(sorted(self.instruments))
+            yield from feed.next_round() if self.instruments else ()
+            self.producer.flush()
+            time.sleep(self.config.interval_s)
+            yield None
+
+    def _replay(self) -> Iterator[Tick | None]:
+        if self.config.replay_path is None:
+            raise ValueError("replay feed needs a file (--replay PATH)")
+
+        def bad_row(error: ReplayFormatError) -> None:
+            log.error("skipping malformed replay row: %s", error)
+
+        for n, tick in enumerate(ReplayFeed(self.config.replay_path, self.config.speed,
+                                            on_error=bad_row)):
+            if n % 100 == 0:
+                self._poll_control()
+            yield tick if tick.symbol in self.instruments else None
+        self.producer.flush()
+        log.info("replay of %s finished", self.config.replay_path)
+        while self._running:
+            self._poll_control()
+            time.sleep(0.2)
+            yield None
+
+    def _poll_control(self) -> bool:
+        """Apply CONFIG_CHANGED notices; True when the instrument set changed."""
+        before = set(self.instruments)
+        for msg in self._control.consume(100, 0):
+            if msg.error() is not None:
+                continue
+            try:
+                control = self._codec.decode(msg.value())
+            except DecodeError as exc:
+                log.warning("ignoring undecodable control message: %s", exc)
+                continue
+            if control.command is Command.CONFIG_CHANGED:
+                self.reload()
+        return before != self.instruments

@@ -1,0 +1,135 @@
+"""Portfolio manager: fills, orders, rejections and ticks → the Redis read model.
+
+The ledger (positions, average prices, realised/unrealised P&L, charges, counts) is pure
+(:mod:`alphaspt.portfolio.ledger`) and checkpointed in ``alphaspt.state`` in the same
+transaction as the consumed offsets. Redis is written *after* each commit: a snapshot of
+every strategy (the seed's ``HSET portfolio:<strategy> position:<SYMBOL> <qty>`` plus
+summary fields, atomically in MULTI/EXEC) at most every ``publish_interval`` seconds, and
+the recent orders/fills/rejections lists. The Redis snapshot is derived state, so
+rewriting it is idempotent; if Redis is down the stage keeps consuming and writes the
+current snapshot once it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+import redis
+
+from alphaspt.core.cache import PortfolioCacheWriter, StrategyView
+from alphaspt.core.config import Settings
+from alphaspt.core.events import (
+    Codec,
+    Event,
+    Fill,
+    Order,
+    OrderRejected,
+    RiskDecision,
+    Tick,
+    Topics,
+)
+from alphaspt.core.streaming import Output, ProcessorConfig
+from alphaspt.portfolio.ledger import Ledger
+from alphaspt.workers.common import ConfigSource, ConfiguredStage
+
+log = logging.getLogger(__name__)
+
+
+class PortfolioManager(ConfiguredStage):
+    stage = "portfolio-manager"
+
+    def __init__(self, settings: Settings, config: ProcessorConfig, source: ConfigSource,
+                 writer: PortfolioCacheWriter, *, publish_interval: float = 0.25) -> None:
+        super().__init__(settings, config, {
+            Topics.ORDERS_FILLED: Codec(Fill),
+            Topics.ORDERS_SUBMITTED: Codec(Order),
+            Topics.ORDERS_REJECTED: Codec(OrderRejected),
+            Topics.SIGNALS_REJECTED: Codec(RiskDecision),
+            Topics.TICKS: Codec(Tick),
+        }, source)
+        self.writer = writer
+        self.publish_interval = publish_interval
+        self.ledger = Ledger(self.pipeline.strategies)
+        self._records: list[tuple[str, str, dict[str, Any]]] = []
+        self._dirty = True
+        self._last_publish = 0.0
+
+    def on_event(self, topic: str, event: Event) -> Iterable[Output]:
+        if isinstance(event, Tick):
+            self.ledger.mark(event.symbol, event.price)
+            self._dirty = True
+            return ()
+        assert isinstance(event, Fill | Order | OrderRejected | RiskDecision)
+        if self.ledger.apply(event):
+            self._dirty = True
+            self._records.append(_record(event))
+        return ()
+
+    def after_commit(self) -> None:
+        if not self._dirty and not self._records:
+            return
+        if time.monotonic() - self._last_publish < self.publish_interval and not self._records:
+            return
+        try:
+            for kind, strategy, record in self._records:
+                self.writer.record(kind, strategy, record)
+            self._records.clear()
+            self.writer.write_snapshot(self.views())
+        except redis.RedisError as exc:
+            log.warning("Redis write failed (%s); will retry after the next batch", exc)
+            return
+        self._dirty = False
+        self._last_publish = time.monotonic()
+
+    def views(self) -> list[StrategyView]:
+        now = time.time()
+        views = []
+        for snap in self.ledger.snapshots():
+            record = self.pipeline.strategies.get(snap.name)
+            extra = {
+                "mode": record.spec.mode.value if record else "Paper",
+                "state": record.spec.desired_state.value if record else "Unknown",
+                "updated_at": now,
+            }
+            views.append(msgspec.convert({**msgspec.to_builtins(snap), **extra}, StrategyView))
+        return views
+
+    def save_state(self) -> bytes | None:
+        return self.ledger.to_json()
+
+    def load_state(self, data: bytes) -> None:
+        self.ledger = Ledger.from_json(data)
+        self._records.clear()  # records of an aborted batch come again on its replay
+        self._dirty = True
+
+
+def _record(event: Fill | Order | OrderRejected | RiskDecision) -> tuple[str, str, dict[str, Any]]:
+    if isinstance(event, RiskDecision):
+        s = event.signal
+        return "rejection", s.strategy, {
+            "signal_id": s.event_id, "symbol": s.symbol, "side": s.side.value,
+            "quantity": s.quantity, "reason": event.reason.value, "message": event.message,
+            "ts": event.ingest_ts,
+        }
+    if isinstance(event, Fill):
+        return "order", event.strategy, {
+            "event": "filled", "client_order_id": event.client_order_id,
+            "trade_id": event.trade_id, "symbol": event.symbol, "side": event.side.value,
+            "quantity": event.quantity, "price": event.price, "charges": event.charges.total,
+            "ts": event.ingest_ts,
+        }
+    if isinstance(event, Order):
+        return "order", event.strategy, {
+            "event": "submitted", "client_order_id": event.client_order_id,
+            "symbol": event.symbol, "side": event.side.value, "quantity": event.quantity,
+            "order_type": event.order_type.value, "limit_price": event.limit_price,
+            "ts": event.ingest_ts,
+        }
+    return "order", event.strategy, {
+        "event": "rejected", "client_order_id": event.client_order_id,
+        "symbol": event.symbol, "reason": event.reason, "ts": event.ingest_ts,
+    }
