@@ -314,10 +314,10 @@ class LocalRuntime:
         """One progress line from the read model (what the dashboard shows)."""
         try:
             total = client.hgetall("portfolio:total")
-            names = sorted(client.smembers("strategies"))
+            names = sorted(str(n) for n in client.smembers("strategies"))
             per = []
             for name in names:
-                h = client.hgetall(f"portfolio:{name}")
+                h = {str(k): str(v) for k, v in client.hgetall(f"portfolio:{name}").items()}
                 per.append(f"{name}: {h.get('fills', 0)} fills, "
                            f"net {float(h.get('net_pnl', 0)):+,.2f}")
         except redis.RedisError as exc:
