@@ -1,0 +1,52 @@
+"""``alphaspt operator``: run kopf with the AlphasPT handlers in one namespace.
+
+    run(settings)                 # blocking; what the CLI calls
+    await serve(settings, stop_flag=..., ready_flag=...)   # in-process (tests, benchmarks)
+
+Standalone (no kopf peering): run one replica with the ``Recreate`` strategy. The liveness
+endpoint is ``http://0.0.0.0:<operator.health_port>/healthz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import kopf
+
+from alphaspt.core.config import Settings
+from alphaspt.operator.handlers import make_registry
+
+
+async def serve(
+    settings: Settings,
+    *,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+    liveness: bool = True,
+) -> None:
+    """Run the operator until ``stop_flag`` is set (or SIGINT/SIGTERM in the main thread)."""
+    port = settings.operator.health_port
+    endpoint = f"http://0.0.0.0:{port}/healthz" if liveness and port else None
+    options: dict[str, Any] = {
+        "registry": make_registry(settings.operator),
+        "memo": kopf.Memo(settings=settings),
+        "namespaces": [settings.namespace],
+        "clusterwide": False,
+        "standalone": True,
+        "lifecycle": kopf.lifecycles.all_at_once,
+        "liveness_endpoint": endpoint,
+        "stop_flag": stop_flag,
+        "ready_flag": ready_flag,
+    }
+    await kopf.operator(**options)
+
+
+def run(settings: Settings) -> None:
+    """Blocking entry point of ``alphaspt operator``."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=settings.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings))

@@ -1,0 +1,105 @@
+"""The operator's shared clients, created once at start-up and wired in this one place."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from alphaspt.core.cache import PortfolioCacheReader, StrategyView
+from alphaspt.core.config import Settings
+from alphaspt.core.db import ConfigRepository, create_engine, migrate
+from alphaspt.core.streaming import EventProducer, admin_client
+from alphaspt.exceptions import InfrastructureUnavailable, InvalidConfiguration
+from alphaspt.operator.control import ControlPublisher
+from alphaspt.operator.kube import KubeClient, load_configuration
+from alphaspt.operator.planning import PlanConfig
+from alphaspt.operator.ports import EventSink
+from alphaspt.operator.riskprofiles import RiskProfileReconciler
+from alphaspt.operator.strategies import ReconcilerConfig, StrategyReconciler
+from alphaspt.operator.topics import TopicManager
+
+log = logging.getLogger(__name__)
+
+
+class RedisRuntime:
+    """The portfolio read model as a runtime source; Redis errors mean "unavailable"."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._reader = PortfolioCacheReader(client)
+
+    async def strategy(self, name: str) -> StrategyView | None:
+        try:
+            return await self._reader.strategy(name)
+        except RedisError as exc:
+            raise InfrastructureUnavailable(f"Redis: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def reconciler_config(settings: Settings) -> ReconcilerConfig:
+    op = settings.operator
+    return ReconcilerConfig(
+        namespace=settings.namespace,
+        plan=PlanConfig(
+            partitions=settings.kafka.partitions,
+            default_requests=dict(op.default_requests),
+            default_limits=dict(op.default_limits),
+        ),
+        worker_image=op.worker_image,
+        image_pull_policy=op.image_pull_policy,
+        connection_secret=op.connection_secret,
+        service_account=op.service_account,
+        retry_delay=op.retry_delay,
+        deletion_attempts=op.deletion_attempts,
+    )
+
+
+@dataclass
+class Services:
+    kube: KubeClient
+    repo: ConfigRepository
+    topics: TopicManager
+    control: ControlPublisher
+    runtime: RedisRuntime | None
+    strategies: StrategyReconciler
+    profiles: RiskProfileReconciler
+
+    @classmethod
+    async def start(cls, settings: Settings, events: EventSink) -> Services:
+        """Check the settings, migrate PostgreSQL, create every client (inside the loop)."""
+        if settings.postgres.url is None:
+            raise InvalidConfiguration("the operator needs ALPHASPT_POSTGRES__URL")
+        if not settings.kafka.bootstrap_servers:
+            raise InvalidConfiguration("the operator needs ALPHASPT_KAFKA__BOOTSTRAP_SERVERS")
+        postgres_url = settings.postgres.url.get_secret_value()
+        await migrate(postgres_url)
+        config = reconciler_config(settings)
+        kube = KubeClient(load_configuration(settings.operator.kubeconfig))
+        repo = ConfigRepository(create_engine(postgres_url))
+        topics = TopicManager(admin_client(settings.kafka),
+                              replication_factor=settings.kafka.replication_factor)
+        control = ControlPublisher(EventProducer(settings.kafka))
+        runtime = None
+        if settings.redis.url is not None:
+            runtime = RedisRuntime(aioredis.Redis.from_url(
+                settings.redis.url.get_secret_value(), decode_responses=True))
+        else:
+            log.warning("no ALPHASPT_REDIS__URL: status.runtime (live P&L) stays empty")
+        profiles = RiskProfileReconciler(config, kube=kube, repo=repo, topics=topics,
+                                         control=control, events=events)
+        strategies = StrategyReconciler(config, kube=kube, repo=repo, topics=topics,
+                                        control=control, runtime=runtime, events=events,
+                                        on_binding=profiles.refresh_binding)
+        return cls(kube, repo, topics, control, runtime, strategies, profiles)
+
+    async def close(self) -> None:
+        self.control.close()
+        await self.repo.close()
+        await self.kube.close()
+        if self.runtime is not None:
+            await self.runtime.close()

@@ -1,0 +1,441 @@
+"""Reconciling a TradingStrategy: row, topics, strategy-runner Deployment, status.
+
+One idempotent :meth:`StrategyReconciler.reconcile` serves create, resume, update, the
+drift timer and Deployment events: it reads the resource, plans it with the pure
+:func:`~alphaspt.operator.planning.plan_strategy`, makes the world match (get, then create
+or patch; a 409 means someone else got there first) and writes ``status`` only when it
+differs. Everything it calls is behind the protocols of :mod:`alphaspt.operator.ports`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from alphaspt.core.events import Command
+from alphaspt.core.specs import DesiredState, TradingStrategySpec
+from alphaspt.exceptions import (
+    DependencyNotReady,
+    InfrastructureUnavailable,
+    InvalidConfiguration,
+    TemporaryFailure,
+)
+from alphaspt.operator.conditions import (
+    CONFIG_SYNCED,
+    FALSE,
+    TOPICS_READY,
+    TRUE,
+    WORKER_READY,
+    Condition,
+    as_condition,
+    find,
+    merge_patch,
+    ready_condition,
+    render_conditions,
+    rfc3339,
+    runtime_summary,
+    strategy_phase,
+    worker_condition,
+)
+from alphaspt.operator.control import control_event
+from alphaspt.operator.kube import RISK_PROFILES, TRADING_STRATEGIES, Conflict
+from alphaspt.operator.locks import KeyedLocks
+from alphaspt.operator.planning import (
+    MANAGED_BY,
+    STRATEGY_LABEL,
+    TRADING_STRATEGY,
+    OwnerRef,
+    PlanConfig,
+    Resource,
+    StrategyPlan,
+    parse_quantity,
+    plan_deployment,
+    plan_strategy,
+    shared_topics,
+    state_topic,
+    worker_name,
+)
+from alphaspt.operator.ports import (
+    ConfigStore,
+    ControlSink,
+    EventSink,
+    KubeApi,
+    RuntimeSource,
+    TopicEnsurer,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ReconcilerConfig:
+    namespace: str
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    worker_image: str = "ghcr.io/alphaspt/alphaspt-worker:0.1.0"
+    image_pull_policy: str = "IfNotPresent"
+    connection_secret: str = "alphaspt-connections"  # noqa: S105 (a Secret's name)
+    service_account: str | None = None
+    retry_delay: float = 10.0
+    deletion_attempts: int = 3
+    step_timeout: float = 15.0
+    """Longest wait for one call to PostgreSQL, Kafka or Redis."""
+
+
+async def timed(awaitable: Awaitable[T], what: str, seconds: float) -> T:
+    """Await with a deadline; a timeout means the server is unavailable."""
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError as exc:
+        raise InfrastructureUnavailable(f"{what} did not answer within {seconds:.0f}s") from exc
+
+
+class StrategyReconciler:
+    def __init__(
+        self,
+        config: ReconcilerConfig,
+        *,
+        kube: KubeApi,
+        repo: ConfigStore,
+        topics: TopicEnsurer,
+        control: ControlSink,
+        runtime: RuntimeSource | None,
+        events: EventSink,
+        on_binding: Callable[[str], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``on_binding(profile)`` is called when a strategy starts or stops referencing a
+        RiskProfile (the RiskProfile reconciler refreshes its ``boundStrategies``)."""
+        self._cfg = config
+        self._ns = config.namespace
+        self._kube = kube
+        self._repo = repo
+        self._topics = topics
+        self._control = control
+        self._runtime = runtime
+        self._events = events
+        self._on_binding = on_binding
+        self._clock = clock
+        self._locks = KeyedLocks()
+        self._cleanup_failures: dict[str, int] = {}
+
+    # -- reconcile -------------------------------------------------------------------------
+
+    async def reconcile(self, name: str, *, full: bool = True, refresh_topics: bool = False
+                        ) -> None:
+        """Make row, topics and Deployment match the resource; write its status.
+
+        ``full=False`` (Deployment events) only repairs the Deployment and refreshes
+        ``WorkerReady``, once a full reconcile of the current generation has succeeded.
+        Raises TemporaryFailure (retry later) or InvalidConfiguration (fix the spec).
+        """
+        async with self._locks.hold(name):
+            obj = await self._kube.get_custom(self._ns, TRADING_STRATEGIES, name)
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                return
+            await self._reconcile(obj, full=full, refresh_topics=refresh_topics)
+
+    async def _reconcile(self, obj: dict[str, Any], *, full: bool, refresh_topics: bool
+                         ) -> None:
+        meta = obj["metadata"]
+        name = str(meta["name"])
+        generation = int(meta.get("generation") or 0)
+        status = obj.get("status") or {}
+        conds = {t: as_condition(find(status.get("conditions"), t), t)
+                 for t in (CONFIG_SYNCED, TOPICS_READY, WORKER_READY)}
+        try:
+            spec = TradingStrategySpec.model_validate(obj.get("spec") or {})
+            plan = plan_strategy(Resource(name, spec, self._ns, generation), self._cfg.plan)
+        except (ValueError, InvalidConfiguration) as exc:
+            message = f"invalid spec: {exc}"[:2000]
+            conds[CONFIG_SYNCED] = Condition(CONFIG_SYNCED, FALSE, "InvalidSpec", message)
+            await self._write(obj, conds, DesiredState.STOPPED, failed=True)
+            self._events.warn(obj, "InvalidSpec", message)
+            raise InvalidConfiguration(message) from exc
+
+        if full:
+            await self._sync_config(obj, spec, conds, generation)
+            await self._sync_topics(obj, plan, conds, refresh_topics)
+        elif not (conds[CONFIG_SYNCED].ok and conds[TOPICS_READY].ok
+                  and status.get("observedGeneration") == generation):
+            return  # the full reconcile of this generation has not succeeded yet
+
+        deployment = await self._apply_deployment(obj, plan)
+        conds[WORKER_READY] = worker_condition(deployment, plan.worker.replicas)
+        await self._write(obj, conds, spec.desired_state, extra={
+            "workerDeployment": plan.worker.name,
+            "configHash": plan.worker.config_hash,
+        })
+
+    async def _sync_config(self, obj: dict[str, Any], spec: TradingStrategySpec,
+                           conds: dict[str, Condition], generation: int) -> None:
+        name = obj["metadata"]["name"]
+        profile = await self._kube.get_custom(self._ns, RISK_PROFILES, spec.risk_profile_ref)
+        if profile is None:
+            message = (f"RiskProfile {spec.risk_profile_ref} does not exist in namespace "
+                       f"{self._ns}; waiting for it")
+            await self._fail(obj, conds, spec, CONFIG_SYNCED, "RiskProfileNotFound", message)
+            raise DependencyNotReady(message, retry_after=self._cfg.retry_delay)
+        try:
+            changed = await timed(
+                self._repo.upsert_strategy(self._ns, name, spec, generation),
+                "PostgreSQL", self._cfg.step_timeout)
+        except TemporaryFailure as exc:
+            await self._fail(obj, conds, spec, CONFIG_SYNCED, "DatabaseUnavailable", str(exc))
+            raise
+        conds[CONFIG_SYNCED] = Condition(CONFIG_SYNCED, TRUE, "Stored",
+                                         f"generation {generation} is stored in PostgreSQL")
+        if changed:
+            self._events.info(obj, "ConfigSynced",
+                              f"configuration of generation {generation} stored in PostgreSQL")
+        bound = (profile.get("status") or {}).get("boundStrategies") or []
+        if name not in bound and self._on_binding is not None:
+            await self._on_binding(spec.risk_profile_ref)
+
+    async def _sync_topics(self, obj: dict[str, Any], plan: StrategyPlan,
+                           conds: dict[str, Condition], refresh: bool) -> None:
+        topics = (*shared_topics(self._cfg.plan.partitions), *plan.topics)
+        try:
+            created = await timed(self._topics.ensure(topics, refresh=refresh), "Kafka",
+                                  self._cfg.step_timeout)
+        except TemporaryFailure as exc:
+            await self._fail(obj, conds, plan.row.spec, TOPICS_READY, "KafkaUnavailable",
+                             str(exc))
+            raise
+        conds[TOPICS_READY] = Condition(
+            TOPICS_READY, TRUE, "TopicsExist",
+            f"{len(topics)} topics exist, including {state_topic(plan.row.name)}")
+        if created:
+            self._events.info(obj, "TopicsCreated", "created " + ", ".join(sorted(created)))
+
+    async def _fail(self, obj: dict[str, Any], conds: dict[str, Condition],
+                    spec: TradingStrategySpec, type_: str, reason: str, message: str) -> None:
+        previous = conds[type_]
+        conds[type_] = Condition(type_, FALSE, reason, message[:2000])
+        await self._write(obj, conds, spec.desired_state)
+        if previous.reason != reason:
+            self._events.warn(obj, reason, message[:1000])
+
+    async def _write(self, obj: dict[str, Any], conds: dict[str, Condition],
+                     state: DesiredState, *, failed: bool = False,
+                     extra: Mapping[str, Any] | None = None) -> None:
+        """Patch ``status`` with what changed, if anything did."""
+        meta = obj["metadata"]
+        generation = int(meta.get("generation") or 0)
+        current = obj.get("status") or {}
+        config, topics, worker = conds[CONFIG_SYNCED], conds[TOPICS_READY], conds[WORKER_READY]
+        all_conditions = [config, topics, worker, ready_condition(config, topics, worker)]
+        now = rfc3339(self._clock())
+        rendered = render_conditions(current.get("conditions"), all_conditions, generation, now)
+        desired = {
+            "observedGeneration": generation,
+            "phase": strategy_phase(state, config, topics, worker, failed=failed),
+            "conditions": rendered,
+            **(extra or {}),
+        }
+        if _same_conditions(current.get("conditions"), rendered):
+            desired["conditions"] = current.get("conditions")
+        patch = merge_patch(current, desired)
+        if patch:
+            updated = await self._kube.patch_custom_status(
+                self._ns, TRADING_STRATEGIES, meta["name"], patch)
+            if updated is not None:
+                obj["status"] = updated.get("status") or {}
+
+    # -- the Deployment --------------------------------------------------------------------
+
+    async def _apply_deployment(self, obj: dict[str, Any], plan: StrategyPlan
+                                ) -> dict[str, Any]:
+        meta = obj["metadata"]
+        manifest = plan_deployment(
+            plan.worker,
+            OwnerRef(name=meta["name"], uid=meta["uid"]),
+            self._cfg.worker_image,
+            connection_secret=self._cfg.connection_secret,
+            image_pull_policy=self._cfg.image_pull_policy,
+            service_account=self._cfg.service_account,
+        )
+        name = plan.worker.name
+        existing = await self._kube.get_deployment(self._ns, name)
+        if existing is None:
+            try:
+                created = await self._kube.create_deployment(self._ns, manifest)
+            except Conflict:
+                existing = await self._kube.get_deployment(self._ns, name)
+                if existing is None:
+                    raise
+            else:
+                self._events.info(obj, "DeploymentCreated",
+                                  f"created Deployment {name} with {plan.worker.replicas} "
+                                  f"replica(s), config {plan.worker.config_hash}")
+                return created
+        _check_owner(existing, meta)
+        if contains(existing, manifest):
+            return existing
+        patched = await self._kube.patch_deployment(self._ns, name, manifest)
+        if patched is None:  # deleted in between: the next event recreates it
+            raise Conflict(f"Deployment {name} disappeared while being patched")
+        old_hash = (existing["spec"]["template"]["metadata"].get("annotations") or {}).get(
+            "alphaspt.io/config-hash")
+        what = (f"config {old_hash} -> {plan.worker.config_hash} (pods roll)"
+                if old_hash != plan.worker.config_hash
+                else f"replicas {existing['spec'].get('replicas')} -> {plan.worker.replicas}"
+                if existing["spec"].get("replicas") != plan.worker.replicas
+                else "repaired changes made by hand")
+        self._events.info(obj, "DeploymentUpdated", f"patched Deployment {name}: {what}")
+        return patched
+
+    # -- desiredState, runtime, deletion ---------------------------------------------------
+
+    async def announce_state(self, obj: Mapping[str, Any], old: str | None, new: str | None
+                             ) -> None:
+        """PAUSE when a strategy is paused or stopped, RESUME when it runs again, on
+        ``control.commands``, before its worker is scaled."""
+        if new is None:
+            return
+        state = DesiredState(new)
+        previous = DesiredState(old) if old else None
+        if state is not DesiredState.RUNNING:
+            command = Command.PAUSE
+        elif previous in (DesiredState.PAUSED, DesiredState.STOPPED):
+            command = Command.RESUME
+        else:
+            return
+        meta = obj["metadata"]
+        event = control_event(command, TRADING_STRATEGY, self._ns, meta["name"],
+                              int(meta.get("generation") or 0))
+        await timed(self._control.publish(event), "Kafka", self._cfg.step_timeout)
+        self._events.info(obj, f"{command.value.title()}Announced",
+                          f"{command.value} for {meta['name']} published on control.commands")
+
+    async def refresh_runtime(self, name: str) -> None:
+        """Copy the strategy's portfolio summary from Redis into ``status.runtime``."""
+        if self._runtime is None:
+            return
+        view = await timed(self._runtime.strategy(name), "Redis", self._cfg.step_timeout)
+        if view is None:
+            return
+        summary = runtime_summary(
+            {p.symbol: p.quantity for p in view.positions}, view.realised_pnl,
+            view.unrealised_pnl, view.net_pnl, view.updated_at)
+        async with self._locks.hold(name):
+            obj = await self._kube.get_custom(self._ns, TRADING_STRATEGIES, name)
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                return
+            patch = merge_patch(obj.get("status") or {}, {"runtime": summary})
+            if patch:
+                await self._kube.patch_custom_status(self._ns, TRADING_STRATEGIES, name, patch)
+
+    async def profile_changed(self, old: str | None) -> None:
+        """``riskProfileRef`` changed: the old profile loses this strategy."""
+        if old and self._on_binding is not None:
+            await self._on_binding(old)
+
+    async def finalize(self, obj: Mapping[str, Any]) -> None:
+        """Clean up before the resource goes: announce PAUSE, delete the Deployment, archive
+        the row, delete the strategy's own topic only if ``deleteTopicsOnDelete``.
+
+        Kafka or PostgreSQL failures are retried ``deletion_attempts`` times (raising
+        TemporaryFailure in between); then a Warning event says what was left undone and
+        the deletion completes anyway. The Kubernetes API itself must answer.
+        """
+        meta = obj["metadata"]
+        name = str(meta["name"])
+        spec = obj.get("spec") or {}
+        problems: list[str] = []
+        async with self._locks.hold(name):
+            try:
+                await timed(self._control.publish(control_event(
+                    Command.PAUSE, TRADING_STRATEGY, self._ns, name,
+                    int(meta.get("generation") or 0))), "Kafka", self._cfg.step_timeout)
+            except TemporaryFailure as exc:
+                problems.append(f"PAUSE not announced ({exc})")
+            if await self._kube.delete_deployment(self._ns, worker_name(name)):
+                self._events.info(obj, "DeploymentDeleted", f"deleted {worker_name(name)}")
+            try:
+                await timed(self._repo.archive_strategy(self._ns, name), "PostgreSQL",
+                            self._cfg.step_timeout)
+            except TemporaryFailure as exc:
+                problems.append(f"row not archived ({exc})")
+            kept = "topic data kept"
+            if spec.get("deleteTopicsOnDelete"):
+                try:
+                    deleted = await timed(self._topics.delete([state_topic(name)]), "Kafka",
+                                          self._cfg.step_timeout)
+                    kept = f"deleted topics {', '.join(deleted) or '(none existed)'}"
+                except TemporaryFailure as exc:
+                    problems.append(f"topic {state_topic(name)} not deleted ({exc})")
+            if problems:
+                failures = self._cleanup_failures.get(name, 0) + 1
+                self._cleanup_failures[name] = failures
+                summary = "; ".join(problems)
+                if failures < self._cfg.deletion_attempts:
+                    raise InfrastructureUnavailable(
+                        f"clean-up attempt {failures}/{self._cfg.deletion_attempts} "
+                        f"failed: {summary}", retry_after=self._cfg.retry_delay)
+                self._events.warn(obj, "CleanupIncomplete",
+                                  f"deleted after {failures} failed clean-up attempts: {summary}")
+            else:
+                self._events.info(obj, "Finalized", f"row archived, {kept}")
+            self._cleanup_failures.pop(name, None)
+        profile = spec.get("riskProfileRef")
+        if profile and self._on_binding is not None:
+            try:
+                await self._on_binding(str(profile))
+            except TemporaryFailure as exc:
+                log.warning("refreshing RiskProfile %s after deleting %s: %s", profile, name, exc)
+
+
+def _same_conditions(current: Any, rendered: list[dict[str, Any]]) -> bool:
+    """Equal as sets (the API server may keep another order)."""
+    if not isinstance(current, list) or len(current) != len(rendered):
+        return False
+    key = {str(c.get("type")): c for c in current if isinstance(c, dict)}
+    return all(key.get(c["type"]) == c for c in rendered)
+
+
+def _check_owner(existing: Mapping[str, Any], owner_meta: Mapping[str, Any]) -> None:
+    meta = existing.get("metadata") or {}
+    name = meta.get("name")
+    controller = next((r for r in meta.get("ownerReferences") or [] if r.get("controller")),
+                      None)
+    if controller is None:
+        labels = meta.get("labels") or {}
+        if (labels.get("app.kubernetes.io/managed-by") == MANAGED_BY
+                and labels.get(STRATEGY_LABEL) == owner_meta["name"]):
+            return  # ours, lost its owner reference (hand edit): adopt it again
+        raise InvalidConfiguration(
+            f"Deployment {name} exists and is not managed by alphaspt: rename or delete it")
+    if controller.get("uid") == owner_meta["uid"]:
+        return
+    if controller.get("kind") == TRADING_STRATEGY and controller.get("name") == owner_meta["name"]:
+        return  # a previous TradingStrategy of the same name (it is gone): take over
+    raise InvalidConfiguration(
+        f"Deployment {name} is controlled by {controller.get('kind')} {controller.get('name')}")
+
+
+_QUANTITY_PARENTS = frozenset({"requests", "limits"})
+
+
+def contains(actual: Any, desired: Any, path: tuple[str, ...] = ()) -> bool:
+    """Whether ``actual`` (as stored by the API server, with its defaults) already has
+    every value of ``desired``. Lists must match element by element (same length), so an
+    extra container, env var or volume added by hand counts as drift; quantities compare
+    by value (the API server writes ``0.5`` as ``500m``)."""
+    if isinstance(desired, Mapping):
+        return isinstance(actual, Mapping) and all(
+            k in actual and contains(actual[k], v, (*path, k)) for k, v in desired.items())
+    if isinstance(desired, list):
+        return (isinstance(actual, list) and len(actual) == len(desired)
+                and all(contains(a, d, path) for a, d in zip(actual, desired, strict=True)))
+    quantity = (len(path) >= 2 and path[-2] in _QUANTITY_PARENTS) or path[-1:] == ("sizeLimit",)
+    if quantity and isinstance(desired, str) and isinstance(actual, str):
+        try:
+            return parse_quantity(actual) == parse_quantity(desired)
+        except InvalidConfiguration:
+            return actual == desired
+    return bool(actual == desired)
