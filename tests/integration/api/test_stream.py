@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -13,8 +14,11 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from alphaspt.api import make_redis_client
 from alphaspt.api.auth import WS_APP_PROTOCOL, encode_token_subprotocol
+from alphaspt.api.metrics import ApiMetrics
 from alphaspt.api.server import BackgroundServer
+from alphaspt.api.stream import StreamSettings, UpdateBroadcaster
 from alphaspt.core.cache import PortfolioCacheWriter, StrategyView
 
 pytestmark = pytest.mark.integration
@@ -121,3 +125,29 @@ def test_many_clients_each_get_every_update(
             writer.record("order", "alpha", {"seq": i})
         for ws in clients:
             assert [next_of(ws, "order")["seq"] for _ in range(20)] == list(range(20))
+
+
+async def test_slow_client_is_dropped_not_silently_skipped(api_redis_url: str) -> None:
+    metrics = ApiMetrics()
+    client = make_redis_client(api_redis_url)
+    broadcaster = UpdateBroadcaster(client, StreamSettings(client_queue=2, max_clients=2),
+                                    metrics)
+    try:
+        slow, fast = broadcaster.add(), broadcaster.add()
+        assert slow is not None
+        assert fast is not None
+        assert broadcaster.add() is None  # the client limit
+        await asyncio.wait_for(broadcaster.subscribed.wait(), 5)
+        for sub in (slow, fast):  # subscribing queued a resync for each
+            assert json.loads(await asyncio.wait_for(sub.queue.get(), 5)) == {"type": "resync"}
+        for i in range(3):
+            broadcaster._fanout(f"m{i}")
+            if i < 2:
+                assert await asyncio.wait_for(fast.queue.get(), 5) == f"m{i}"
+        assert slow.overflowed.is_set()
+        assert broadcaster.clients == 1
+        assert not fast.overflowed.is_set()
+        assert metrics.stream_dropped_clients._value.get() == 1
+    finally:
+        await broadcaster.stop()
+        await client.aclose()
