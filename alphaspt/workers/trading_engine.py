@@ -6,6 +6,12 @@ id with the existing order. With the paper broker the whole broker state is chec
 in ``alphaspt.state`` inside the same transaction as the outputs and offsets, so placing,
 filling and publishing are exactly once together.
 
+Paper fills are decided in event time, not arrival time: an order fills on the first tick
+of its symbol *after* its signal's exchange timestamp, even when that tick reached the
+engine before the signal did (ticks and signals come from different topics). The engine
+keeps the last ``history`` ticks of each symbol for this, in its checkpointed state, so a
+run's fills do not depend on how the topics happen to interleave.
+
 Live (Kite) execution is not part of this build: a Live strategy's orders are rejected
 with a reason saying so, never silently dropped or paper-filled.
 """
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+
+import msgspec
 
 from alphaspt.brokers.base import client_order_id
 from alphaspt.brokers.paper import PaperBroker, PaperConfig
@@ -41,16 +49,21 @@ class TradingEngine(ConfiguredStage):
     stage = "trading-engine"
 
     def __init__(self, settings: Settings, config: ProcessorConfig, source: ConfigSource,
-                 paper: PaperConfig | None = None) -> None:
+                 paper: PaperConfig | None = None, *, history: int = 16) -> None:
         super().__init__(settings, config, {
             Topics.SIGNALS_VALIDATED: Codec(RiskDecision),
             Topics.TICKS: Codec(Tick),
         }, source)
         self.paper_config = paper or PaperConfig()
         self.broker = PaperBroker(self.paper_config)
+        self.history = history
+        self.recent: dict[str, list[Tick]] = {}
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
         if isinstance(event, Tick):
+            recent = self.recent.setdefault(event.symbol, [])
+            recent.append(event)
+            del recent[:-self.history]
             return [self._result(r) for r in self.broker.on_tick(event)]
         assert isinstance(event, RiskDecision)
         if not event.approved:
@@ -82,7 +95,12 @@ class TradingEngine(ConfiguredStage):
             return []
         if ack.rejection is not None:
             return [Output(Topics.ORDERS_REJECTED, signal.strategy, ack.rejection)]
-        return [Output(Topics.ORDERS_SUBMITTED, signal.strategy, order)]
+        outputs = [Output(Topics.ORDERS_SUBMITTED, signal.strategy, order)]
+        # Ticks after the signal that arrived before it: the order fills on the first.
+        for tick in self.recent.get(order.symbol, ()):
+            if tick.exchange_ts > order.exchange_ts:
+                outputs += [self._result(r) for r in self.broker.on_tick(tick)]
+        return outputs
 
     @staticmethod
     def _result(result: Fill | OrderRejected) -> Output:
@@ -90,7 +108,19 @@ class TradingEngine(ConfiguredStage):
         return Output(topic, result.strategy, result)
 
     def save_state(self) -> bytes | None:
-        return self.broker.snapshot()
+        return _STATE_ENCODER.encode(
+            _EngineState(broker=self.broker.snapshot(), recent=self.recent))
 
     def load_state(self, data: bytes) -> None:
-        self.broker = PaperBroker.restore(data, self.paper_config)
+        state = _STATE_DECODER.decode(data)
+        self.broker = PaperBroker.restore(state.broker, self.paper_config)
+        self.recent = {k: list(v) for k, v in state.recent.items()}
+
+
+class _EngineState(msgspec.Struct, frozen=True):
+    broker: bytes
+    recent: dict[str, list[Tick]]
+
+
+_STATE_ENCODER = msgspec.json.Encoder()
+_STATE_DECODER = msgspec.json.Decoder(_EngineState)

@@ -9,6 +9,8 @@ stopped at the end.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +24,13 @@ KAFKA_KIND = os.environ.get("ALPHASPT_TEST_KAFKA", "tansu")
 
 
 @pytest.fixture(scope="session")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("servers")
+def state_dir() -> Iterator[Path]:
+    # Not under pytest's basetemp: pytest resets /tmp/pytest-of-<user> to 0700 whenever a
+    # session starts, and PostgreSQL (run as an unprivileged user when we are root) must
+    # traverse the path to its data directory.
+    path = Path(tempfile.mkdtemp(prefix="alphaspt-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
