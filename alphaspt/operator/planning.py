@@ -231,7 +231,7 @@ def worker_name(strategy: str) -> str:
 
 def state_topic(strategy: str) -> str:
     """The compacted topic where a strategy runner checkpoints its state."""
-    return f"strategy.{strategy}.state"
+    return Topics.strategy_state(strategy)
 
 
 def shared_topics(partitions: int = 3) -> tuple[TopicPlan, ...]:
