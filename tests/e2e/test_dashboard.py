@@ -16,6 +16,7 @@ from alphaspt.api import create_app, make_redis_client
 from alphaspt.api.server import BackgroundServer
 from alphaspt.core.cache import PortfolioCacheWriter, PositionView, StrategyView
 from alphaspt.core.config import ApiConfig
+from alphaspt.local import servers
 from alphaspt.local.servers import EmbeddedRedis
 
 if TYPE_CHECKING:
@@ -195,3 +196,49 @@ def test_dashboard_without_the_chart_library_says_so(
         assert page.locator("#chart-missing").is_visible()
         assert "pip install litecharts" in page.inner_text("#chart-missing")
         assert cell(page, "strategies", "alpha", "net_pnl") == "1,24,648.15"
+
+
+def test_dashboard_reports_redis_down_and_recovers(
+    page: Page, token: str, tmp_path: Path, artifacts_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = EmbeddedRedis(tmp_path / "a")
+    first.start()
+    try:
+        url, port = first.url, first.port
+        seed(redis.Redis.from_url(url, decode_responses=True))
+        app = create_app(ApiConfig(token=SecretStr(token)), make_redis_client(url))
+        with BackgroundServer(app) as server:
+            page.goto(f"{server.url}/#token={token}")
+            page.wait_for_selector('#conn[data-state="live"]', timeout=TIMEOUT_MS)
+            page.wait_for_selector('#strategies tr[data-strategy="alpha"]', timeout=TIMEOUT_MS)
+            first.stop()
+            page.wait_for_selector('#conn[data-state="down"]', timeout=TIMEOUT_MS)
+            assert "Redis" in page.inner_text("#banner")
+            page.screenshot(path=str(artifacts_dir / "dashboard-redis-down.png"))
+
+            monkeypatch.setattr(servers, "free_port", lambda host="127.0.0.1": port)
+            second = EmbeddedRedis(tmp_path / "b")
+            second.start()
+            try:
+                writer = PortfolioCacheWriter.from_url(url)
+                # The API re-subscribes, the page resyncs; then a new snapshot shows up.
+                page.wait_for_function(
+                    "() => document.querySelectorAll('#strategies tbody tr').length === 0",
+                    timeout=TIMEOUT_MS)
+                page.wait_for_selector('#conn[data-state="live"]', timeout=TIMEOUT_MS)
+                assert page.locator("#banner").is_hidden()
+                assert page.locator(".chart-card").count() == 0  # the new Redis is empty
+                writer.write_snapshot([alpha_view(1.0, 2.0, 0.5, fills=1)])
+                page.wait_for_function(
+                    """() => document.querySelector(
+                        '#strategies tr[data-strategy="alpha"] td[data-field="net_pnl"]'
+                    )?.textContent === "2.50" """,
+                    timeout=TIMEOUT_MS,
+                )
+                assert page.locator('#conn[data-state="live"]').count() == 1
+                assert page.locator("#banner").is_hidden()
+            finally:
+                second.stop()
+    finally:
+        first.stop()

@@ -102,11 +102,15 @@
       const histories = await Promise.all(strategies.items.map(
         (s) => api(`/strategies/${encodeURIComponent(s.name)}/pnl?limit=${PNL_POINTS}`)));
       state.strategies = new Map(strategies.items.map((s) => [s.name, s]));
+      for (const [name, c] of [...state.charts]) {
+        if (!state.strategies.has(name)) { c.chart.remove(); c.card.remove(); state.charts.delete(name); }
+      }
       state.totals = totals;
       state.orders = orders.items;
       state.rejections = rejections.items;
       for (const h of histories) setChartHistory(h.strategy, h.points);
       showBanner(null);
+      if (state.ws && state.ws.readyState === WebSocket.OPEN) setConn("live", "live");
       scheduleRender();
     } catch (e) {
       if (e instanceof AuthError) { forgetToken("The token was refused."); return; }
@@ -229,7 +233,7 @@
       lineWidth: 2,
       priceFormat: { type: "custom", formatter: (p) => money.format(p), minMove: 0.01 },
     });
-    c = { chart, series, value, last: 0 };
+    c = { chart, series, value, card, last: 0 };
     state.charts.set(name, c);
     return c;
   }

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 import redis
-from fastapi.testclient import TestClient
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from alphaspt.api import create_app, make_redis_client
@@ -120,38 +120,42 @@ def test_dashboard_page_and_assets_load_without_token(anon: httpx.Client) -> Non
     assert anon.get("/docs").status_code == 404  # Swagger UI would load from a CDN
 
 
-def test_missing_chart_library_is_a_clear_404(api_redis_url: str, api_token: str) -> None:
+def in_process(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+
+
+async def test_missing_chart_library_is_a_clear_404(api_redis_url: str, api_token: str) -> None:
     app = create_app(ApiConfig(token=SecretStr(api_token)), make_redis_client(api_redis_url),
                      locate_chart=lambda: None)
-    with TestClient(app) as c:
-        r = c.get("/static/vendor/lightweight-charts.js")
+    async with in_process(app) as c:
+        r = await c.get("/static/vendor/lightweight-charts.js")
         assert r.status_code == 404
         assert "pip install litecharts" in r.json()["detail"]
-        assert c.get("/").status_code == 200
+        assert (await c.get("/")).status_code == 200
 
 
 # ---- CORS -------------------------------------------------------------------------------
 
 
-def test_no_cors_unless_configured(api_redis_url: str, api_token: str) -> None:
+async def test_no_cors_unless_configured(api_redis_url: str, api_token: str) -> None:
     preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "GET",
                  "Access-Control-Request-Headers": "authorization"}
     plain = create_app(ApiConfig(token=SecretStr(api_token)), make_redis_client(api_redis_url))
-    with TestClient(plain) as c:
-        r = c.options("/api/v1/portfolio", headers=preflight)
+    async with in_process(plain) as c:
+        r = await c.options("/api/v1/portfolio", headers=preflight)
         assert "access-control-allow-origin" not in r.headers
-        r = c.get("/healthz", headers={"Origin": "https://evil.example"})
+        r = await c.get("/healthz", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in r.headers
     allowed = create_app(
         ApiConfig(token=SecretStr(api_token), cors_origins=("https://ops.example",)),
         make_redis_client(api_redis_url),
     )
-    with TestClient(allowed) as c:
-        ok = c.options("/api/v1/portfolio", headers={**preflight,
-                                                     "Origin": "https://ops.example"})
+    async with in_process(allowed) as c:
+        ok = await c.options("/api/v1/portfolio", headers={**preflight,
+                                                           "Origin": "https://ops.example"})
         assert ok.status_code == 200
         assert ok.headers["access-control-allow-origin"] == "https://ops.example"
-        bad = c.options("/api/v1/portfolio", headers=preflight)
+        bad = await c.options("/api/v1/portfolio", headers=preflight)
         assert bad.headers.get("access-control-allow-origin") != "https://evil.example"
 
 
