@@ -117,19 +117,19 @@ def _record(event: Fill | Order | OrderRejected | RiskDecision) -> tuple[str, st
         }
     if isinstance(event, Fill):
         return "order", event.strategy, {
-            "event": "filled", "client_order_id": event.client_order_id,
+            "status": "FILLED", "client_order_id": event.client_order_id,
             "trade_id": event.trade_id, "symbol": event.symbol, "side": event.side.value,
             "quantity": event.quantity, "price": event.price, "charges": event.charges.total,
             "ts": event.ingest_ts,
         }
     if isinstance(event, Order):
         return "order", event.strategy, {
-            "event": "submitted", "client_order_id": event.client_order_id,
+            "status": "SUBMITTED", "client_order_id": event.client_order_id,
             "symbol": event.symbol, "side": event.side.value, "quantity": event.quantity,
             "order_type": event.order_type.value, "limit_price": event.limit_price,
             "ts": event.ingest_ts,
         }
     return "order", event.strategy, {
-        "event": "rejected", "client_order_id": event.client_order_id,
+        "status": "REJECTED", "client_order_id": event.client_order_id,
         "symbol": event.symbol, "reason": event.reason, "ts": event.ingest_ts,
     }
