@@ -65,6 +65,7 @@ class RiskProfileReconciler:
         self._clock = clock
         self._locks = KeyedLocks()
         self._cleanup_failures: dict[str, int] = {}
+        self._refresh_queued: set[str] = set()
 
     def _control_topics(self) -> tuple[TopicPlan, ...]:
         partitions = self._cfg.plan.partitions
@@ -134,12 +135,25 @@ class RiskProfileReconciler:
                       if (i.get("spec") or {}).get("riskProfileRef") == name)
 
     async def refresh_binding(self, name: str) -> None:
-        """Rewrite ``boundStrategies`` if it changed."""
-        async with self._locks.hold(name):
-            obj = await self._kube.get_custom(self._ns, RISK_PROFILES, name)
-            if obj is None:
-                return
-            await self._write(obj, None, bound=await self.bound_strategies(name))
+        """Rewrite ``boundStrategies`` if it changed.
+
+        Coalesced: while one refresh waits for the lock (it has not listed yet), further
+        callers return at once; that refresh lists after their change and includes it."""
+        if name in self._refresh_queued:
+            return
+        self._refresh_queued.add(name)
+        listing = False
+        try:
+            async with self._locks.hold(name):
+                listing = True
+                self._refresh_queued.discard(name)
+                obj = await self._kube.get_custom(self._ns, RISK_PROFILES, name)
+                if obj is None:
+                    return
+                await self._write(obj, None, bound=await self.bound_strategies(name))
+        finally:
+            if not listing:  # cancelled while waiting: let the next caller queue
+                self._refresh_queued.discard(name)
 
     async def finalize(self, obj: Mapping[str, Any]) -> None:
         """Refuse (retry later) while strategies reference the profile; then archive its row

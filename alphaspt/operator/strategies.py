@@ -137,10 +137,14 @@ class StrategyReconciler:
             obj = await self._kube.get_custom(self._ns, TRADING_STRATEGIES, name)
             if obj is None or obj["metadata"].get("deletionTimestamp"):
                 return
-            await self._reconcile(obj, full=full, refresh_topics=refresh_topics)
+            unbound_profile = await self._reconcile(obj, full=full,
+                                                    refresh_topics=refresh_topics)
+        if unbound_profile and self._on_binding is not None:
+            await self._on_binding(unbound_profile)
 
     async def _reconcile(self, obj: dict[str, Any], *, full: bool, refresh_topics: bool
-                         ) -> None:
+                         ) -> str | None:
+        """Returns the RiskProfile whose ``boundStrategies`` lacks this strategy, if any."""
         meta = obj["metadata"]
         name = str(meta["name"])
         generation = int(meta.get("generation") or 0)
@@ -157,12 +161,13 @@ class StrategyReconciler:
             self._events.warn(obj, "InvalidSpec", message)
             raise InvalidConfiguration(message) from exc
 
+        unbound = None
         if full:
-            await self._sync_config(obj, spec, conds, generation)
+            unbound = await self._sync_config(obj, spec, conds, generation)
             await self._sync_topics(obj, plan, conds, refresh_topics)
         elif not (conds[CONFIG_SYNCED].ok and conds[TOPICS_READY].ok
                   and status.get("observedGeneration") == generation):
-            return  # the full reconcile of this generation has not succeeded yet
+            return None  # the full reconcile of this generation has not succeeded yet
 
         deployment = await self._apply_deployment(obj, plan)
         conds[WORKER_READY] = worker_condition(deployment, plan.worker.replicas)
@@ -170,9 +175,10 @@ class StrategyReconciler:
             "workerDeployment": plan.worker.name,
             "configHash": plan.worker.config_hash,
         })
+        return unbound
 
     async def _sync_config(self, obj: dict[str, Any], spec: TradingStrategySpec,
-                           conds: dict[str, Condition], generation: int) -> None:
+                           conds: dict[str, Condition], generation: int) -> str | None:
         name = obj["metadata"]["name"]
         profile = await self._kube.get_custom(self._ns, RISK_PROFILES, spec.risk_profile_ref)
         if profile is None:
@@ -193,8 +199,7 @@ class StrategyReconciler:
             self._events.info(obj, "ConfigSynced",
                               f"configuration of generation {generation} stored in PostgreSQL")
         bound = (profile.get("status") or {}).get("boundStrategies") or []
-        if name not in bound and self._on_binding is not None:
-            await self._on_binding(spec.risk_profile_ref)
+        return None if name in bound else spec.risk_profile_ref
 
     async def _sync_topics(self, obj: dict[str, Any], plan: StrategyPlan,
                            conds: dict[str, Condition], refresh: bool) -> None:
