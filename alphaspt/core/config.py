@@ -87,6 +87,16 @@ class ApiConfig(BaseModel):
     cors_origins: tuple[str, ...] = ()
 
 
+class MetricsConfig(BaseModel):
+    """A worker's probe and metrics endpoint: ``/healthz``, ``/readyz``, ``/metrics``."""
+
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    """0: no endpoint (the default locally, where many workers share one host)."""
+
+
 class LocalConfig(BaseModel):
     """``alphaspt up``: where embedded servers keep their state and which broker to start."""
 
@@ -146,6 +156,7 @@ class Settings(BaseSettings):
     postgres: PostgresConfig = PostgresConfig()
     redis: RedisConfig = RedisConfig()
     api: ApiConfig = ApiConfig()
+    metrics: MetricsConfig = MetricsConfig()
     local: LocalConfig = LocalConfig()
     operator: OperatorConfig = OperatorConfig()
 

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer
 
 from alphaspt.core.config import Settings
 from alphaspt.core.events import Codec, Command, Control, DecodeError, Tick, Topics
+from alphaspt.core.health import Health
 from alphaspt.core.streaming import EventProducer
 from alphaspt.feeds import MockFeed, MockFeedConfig, ReplayFeed, ReplayFormatError
 from alphaspt.workers.common import ConfigSource
@@ -59,6 +60,7 @@ class MarketFeed:
             "enable.auto.commit": False,
         })
         self._codec = Codec(Control)
+        self.health = Health()
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -77,9 +79,11 @@ class MarketFeed:
         self._control.subscribe([Topics.CONTROL])
         self.reload()
         self._running = True
+        self.health.ready = True
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             for tick in self._ticks():
+                self.health.beat()
                 if not self._running or (deadline is not None and time.monotonic() > deadline):
                     break
                 if tick is None:

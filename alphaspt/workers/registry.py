@@ -11,6 +11,7 @@ from pathlib import Path
 from alphaspt.core.cache import PortfolioCacheWriter
 from alphaspt.core.config import Settings
 from alphaspt.core.events import Topics
+from alphaspt.core.health import Health, serve_health
 from alphaspt.core.streaming import EventProducer
 from alphaspt.exceptions import InvalidConfiguration
 from alphaspt.workers import STAGES
@@ -36,11 +37,14 @@ class WorkerOptions:
 def run_stage(stage: str, settings: Settings, options: WorkerOptions) -> None:
     """Build the stage from ``settings`` and run it until SIGTERM/SIGINT."""
     require_kafka(settings)
+    health = Health()
+    serve_health(settings.metrics, health)
     source = ConfigSource(require_database(settings), settings.namespace)
     if stage == "market-feed":
         feed = MarketFeed(settings, source, EventProducer(settings.kafka), FeedConfig(
             kind=options.feed, replay_path=options.replay, speed=options.speed,
             interval_s=options.interval, seed=options.seed))
+        feed.health = health
         feed.install_signal_handlers()
         feed.run()
         return
@@ -64,5 +68,6 @@ def run_stage(stage: str, settings: Settings, options: WorkerOptions) -> None:
         processor = PortfolioManager(settings, stage_config(settings, stage), source, writer)
     else:
         raise InvalidConfiguration(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    processor.health = health
     processor.install_signal_handlers()
     processor.run()

@@ -37,6 +37,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from alphaspt.core.config import KafkaConfig
 from alphaspt.core.events import Codec, DecodeError, Event, Topics, encode
+from alphaspt.core.health import ABORTS, BATCH_SECONDS, MESSAGES, Health
 from alphaspt.core.streaming.producer import DeliveryTracker
 from alphaspt.core.streaming.reader import read_latest
 
@@ -95,6 +96,7 @@ class StreamProcessor(ABC):
         self._last_state: bytes | None = None
         self.processed = 0
         self.dead_lettered = 0
+        self.health = Health()
 
     # -- what a stage implements -------------------------------------------------------
 
@@ -159,6 +161,7 @@ class StreamProcessor(ABC):
         self._last_state = self.save_state()
         self.on_start()
         self._running = True
+        self.health.ready = True
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             while self._running and (deadline is None or time.monotonic() < deadline):
@@ -169,14 +172,17 @@ class StreamProcessor(ABC):
     def step(self) -> int:
         """Poll one batch and process it; returns the number of input messages."""
         assert self._consumer is not None
+        self.health.beat()
         messages = self._consumer.consume(self.config.batch_size, self.config.poll_timeout)
         idle_due = time.monotonic() - self._last_idle >= self.config.idle_interval
         if not messages and not idle_due:
             return 0
+        started = time.monotonic()
         if self.exactly_once:
             self._transactional_batch(messages, idle_due)
         else:
             self._at_least_once_batch(messages, idle_due)
+        BATCH_SECONDS.labels(self.stage).observe(time.monotonic() - started)
         return len(messages)
 
     # -- the two delivery modes --------------------------------------------------------
@@ -200,6 +206,7 @@ class StreamProcessor(ABC):
             return
         self._last_state = state
         self.processed += len(messages)
+        MESSAGES.labels(self.stage, "processed").inc(len(messages))
         self.after_commit()
 
     def _recover(self, exc: KafkaException, snapshot: bytes | None) -> None:
@@ -207,6 +214,7 @@ class StreamProcessor(ABC):
         assert self._consumer is not None and self._producer is not None
         error: KafkaError = exc.args[0]
         log.warning("%s: transaction failed (%s); aborting and rewinding", self.stage, error)
+        ABORTS.labels(self.stage).inc()
         if not error.fatal():
             try:
                 self._producer.abort_transaction(self.config.commit_timeout)
@@ -307,6 +315,7 @@ class StreamProcessor(ABC):
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         self.dead_lettered += 1
+        MESSAGES.labels(self.stage, "dead_lettered").inc()
         topic = msg.topic() or ""
         log.warning("%s: dead-lettering %s[%d]@%d: %s", self.stage, msg.topic(),
                     msg.partition(), msg.offset(), reason)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alphaspt.api.routers.dashboard import CHART_LIBRARY_URL
+from alphaspt.api.routers.dashboard import locate_chart_library
 from alphaspt.operator.planning import RUN_AS
 
 REPO = Path(__file__).resolve().parents[3]
@@ -126,26 +126,17 @@ def test_user_matches_the_chart(dockerfile: Path) -> None:
     assert (context["runAsUser"], context["runAsGroup"]) == (int(uid), int(gid))
 
 
-def test_worker_image_fetches_the_chart_library_from_npm_and_checks_it() -> None:
+def test_worker_image_gets_the_chart_library_from_the_package_dependencies() -> None:
+    """One source for the dashboard's chart library: the pinned `litecharts` wheel that
+    `pip install .` brings, located by the dashboard at run time (no npm, no CDN)."""
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert re.search(r'"litecharts==\d+\.\d+\.\d+"', pyproject)
     stages = parse(DOCKERFILES["worker"])
-    node = next(s for s in stages if s.name == "dashboard-assets")
-    assert node.base.startswith("node:")
-    [run] = node.all("RUN")
-    version_arg = next(a for a in node.all("ARG") if a.startswith("LIGHTWEIGHT_CHARTS_VERSION="))
-    assert re.fullmatch(r"LIGHTWEIGHT_CHARTS_VERSION=\d+\.\d+\.\d+", version_arg)
-    sha_arg = next(a for a in node.all("ARG") if a.startswith("LIGHTWEIGHT_CHARTS_SHA512="))
-    assert re.fullmatch(r"LIGHTWEIGHT_CHARTS_SHA512=[0-9a-f]{128}", sha_arg)
-    assert 'npm pack --silent "lightweight-charts@${LIGHTWEIGHT_CHARTS_VERSION}"' in run
-    assert "sha512sum --check --strict" in run
-    assert "LICENSE" in run  # the licence travels with the bundle
-    # The builder puts the bundle where the dashboard serves it from.
-    builder = next(s for s in stages if s.name == "builder")
-    assert "--from=dashboard-assets /build/out/ /tmp/dashboard-assets/" in builder.all("COPY")
-    served = CHART_LIBRARY_URL.removeprefix("/static/")  # vendor/lightweight-charts.js
-    directory, filename = served.split("/")
-    placing = next(r for r in builder.all("RUN") if "dashboard-assets" in r)
-    assert f'"static" / "{directory}"' in placing
-    assert f'vendor / "{filename}"' in placing
+    assert [s.name for s in stages] == ["builder", "runtime"]
+    builder = stages[0]
+    assert any(re.search(r"pip install --no-cache-dir \.(\s|$)", r) for r in builder.all("RUN"))
+    assert locate_chart_library() is not None, "litecharts is installed with the package"
+
 
 
 def test_operator_image_has_no_node_stage() -> None:

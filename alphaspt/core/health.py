@@ -1,0 +1,80 @@
+"""A worker's probe and metrics endpoint, on a small background HTTP server.
+
+- ``GET /healthz``: 200 while the worker's loop has turned within ``stale_after`` seconds
+  (a wedged loop fails the liveness probe and the pod restarts);
+- ``GET /readyz``: 200 once the worker has started consuming/producing and is alive;
+- ``GET /metrics``: Prometheus text format (the default registry).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from alphaspt.core.config import MetricsConfig
+
+MESSAGES = Counter(
+    "alphaspt_stage_messages_total", "Input messages handled by a stage",
+    ["stage", "outcome"],
+)
+ABORTS = Counter(
+    "alphaspt_stage_transactions_aborted_total", "Transactions aborted and retried", ["stage"],
+)
+BATCH_SECONDS = Histogram(
+    "alphaspt_stage_batch_seconds", "Time to process and commit one batch", ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+class Health:
+    def __init__(self, stale_after: float = 60.0) -> None:
+        self.stale_after = stale_after
+        self.ready = False
+        self._last = time.monotonic()
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        return time.monotonic() - self._last < self.stale_after
+
+
+def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                self._send(200 if health.alive else 503, b"ok\n" if health.alive else
+                           b"loop stalled\n")
+            elif self.path == "/readyz":
+                ok = health.ready and health.alive
+                self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+            elif self.path == "/metrics":
+                self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
+            else:
+                self._send(404, b"not found\n")
+
+        def _send(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return  # probes every few seconds would drown the worker's log
+
+    return Handler
+
+
+def serve_health(config: MetricsConfig, health: Health) -> ThreadingHTTPServer | None:
+    """Start the endpoint in a daemon thread; ``None`` when ``config.port`` is 0."""
+    if config.port == 0:
+        return None
+    server = ThreadingHTTPServer((config.host, config.port), _handler(health))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
+    return server
