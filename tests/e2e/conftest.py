@@ -86,7 +86,9 @@ def dashboard(e2e_redis: EmbeddedRedis, token: str) -> Iterator[BackgroundServer
         yield server
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is alive its event loop runs in
+# this thread, and every later asyncio.run() in the session would fail.
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Playwright]:
     _require_browser()
     from playwright.sync_api import sync_playwright
@@ -95,7 +97,7 @@ def playwright_instance() -> Iterator[Playwright]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     b = playwright_instance.chromium.launch(
         executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
