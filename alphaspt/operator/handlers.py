@@ -10,9 +10,11 @@ after ``retry_after``), :class:`~alphaspt.exceptions.PermanentFailure` →
 kopf keeps its bookkeeping in ``alphaspt.io/*`` annotations (never in ``status``, whose
 every field the CRD declares) and guards deletion with the ``alphaspt.io/finalizer``.
 
-RBAC the operator needs in its namespace: tradingstrategies and riskprofiles (get, list,
-watch, patch) and their ``/status`` (get, patch); deployments (get, list, watch, create,
-patch, delete); events (create, patch).
+RBAC the operator needs, all in its namespace (a Role; the integration tests run it with
+exactly this): tradingstrategies and riskprofiles (get, list, watch, patch) and their
+``/status`` (get, patch); deployments (get, list, watch, create, patch, delete); events in
+the core and ``events.k8s.io`` groups (create, patch). No cluster role: kopf's namespace
+and CRD scanning is off, and start-up waits until the CRDs are served.
 """
 
 from __future__ import annotations
@@ -109,6 +111,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
     settings.posting.level = logging.INFO
+    # One known namespace, CRDs installed first: no cluster-wide watches of namespaces and
+    # CRDs, so a namespaced Role is all the operator needs (start-up waits for the CRDs).
+    settings.scanning.disabled = True
     app: Settings = memo.settings
     memo.services = await Services.start(app, KopfEvents())
 

@@ -113,6 +113,11 @@ class KubeClient:
     async def close(self) -> None:
         await self._session.close()
 
+    async def served_resources(self, group_version: str) -> set[str]:
+        """Resource names the API server serves in ``group/version`` (discovery)."""
+        found = await self._request("GET", f"/apis/{group_version}")
+        return {str(r["name"]) for r in (found or {}).get("resources", [])}
+
     # -- TradingStrategy / RiskProfile -----------------------------------------------------
 
     @staticmethod
@@ -174,6 +179,8 @@ class KubeClient:
         if creds.token:
             headers["Authorization"] = f"Bearer {creds.token}"
         data = None if body is None else json.dumps(body)
+        if self._session.closed:  # the operator is shutting down
+            raise InfrastructureUnavailable(f"Kubernetes API {method} {path}: client closed")
         try:
             async with self._session.request(method, self.server + path, data=data,
                                              headers=headers) as response:

@@ -11,10 +11,16 @@ from redis.exceptions import RedisError
 from alphaspt.core.cache import PortfolioCacheReader, StrategyView
 from alphaspt.core.config import Settings
 from alphaspt.core.db import ConfigRepository, create_engine, migrate
+from alphaspt.core.specs import GROUP, VERSION
 from alphaspt.core.streaming import EventProducer, admin_client
-from alphaspt.exceptions import InfrastructureUnavailable, InvalidConfiguration
+from alphaspt.exceptions import DependencyNotReady, InfrastructureUnavailable, InvalidConfiguration
 from alphaspt.operator.control import ControlPublisher
-from alphaspt.operator.kube import KubeClient, load_configuration
+from alphaspt.operator.kube import (
+    RISK_PROFILES,
+    TRADING_STRATEGIES,
+    KubeClient,
+    load_configuration,
+)
 from alphaspt.operator.planning import PlanConfig
 from alphaspt.operator.ports import EventSink
 from alphaspt.operator.riskprofiles import RiskProfileReconciler
@@ -59,6 +65,17 @@ def reconciler_config(settings: Settings) -> ReconcilerConfig:
     )
 
 
+async def _require_crds(kube: KubeClient) -> None:
+    """kopf serves the resources found when it starts (no cluster-wide CRD watch, so the
+    operator needs no cluster role): wait here until both CRDs are served."""
+    served = await kube.served_resources(f"{GROUP}/{VERSION}")
+    missing = {TRADING_STRATEGIES, RISK_PROFILES} - served
+    if missing:
+        raise DependencyNotReady(
+            f"CRDs not installed ({', '.join(sorted(missing))}.{GROUP} not served): "
+            "kubectl apply -f crds/", retry_after=5.0)
+
+
 @dataclass
 class Services:
     kube: KubeClient
@@ -76,10 +93,15 @@ class Services:
             raise InvalidConfiguration("the operator needs ALPHASPT_POSTGRES__URL")
         if not settings.kafka.bootstrap_servers:
             raise InvalidConfiguration("the operator needs ALPHASPT_KAFKA__BOOTSTRAP_SERVERS")
-        postgres_url = settings.postgres.url.get_secret_value()
-        await migrate(postgres_url)
-        config = reconciler_config(settings)
         kube = KubeClient(load_configuration(settings.operator.kubeconfig))
+        try:
+            await _require_crds(kube)
+            postgres_url = settings.postgres.url.get_secret_value()
+            await migrate(postgres_url)
+        except BaseException:
+            await kube.close()
+            raise
+        config = reconciler_config(settings)
         repo = ConfigRepository(create_engine(postgres_url))
         topics = TopicManager(admin_client(settings.kafka),
                               replication_factor=settings.kafka.replication_factor)

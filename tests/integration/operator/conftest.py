@@ -14,6 +14,7 @@ Without the binaries these tests skip, except under ``CI=true``, where they fail
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import os
 import ssl
@@ -40,9 +41,22 @@ from alphaspt.core.config import (
     Settings,
 )
 from alphaspt.core.specs import API_VERSION, GROUP, VERSION
+from alphaspt.local.process import free_port
 from tests.support.kube_apiserver import BUILD_SCRIPT, KubeApiServer, binaries_available
 
 CRD_DIR = Path(__file__).resolve().parents[3] / "crds"
+OPERATOR_USER = "alphaspt-operator"
+OPERATOR_RULES: list[dict[str, Any]] = [
+    # What alphaspt.operator.handlers documents (and the Helm chart grants), nothing more.
+    {"apiGroups": ["alphaspt.io"], "resources": ["tradingstrategies", "riskprofiles"],
+     "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["alphaspt.io"],
+     "resources": ["tradingstrategies/status", "riskprofiles/status"],
+     "verbs": ["get", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"],
+     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+]
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
@@ -194,7 +208,7 @@ def kube_server() -> Iterator[KubeApiServer]:
         if IN_CI:
             pytest.fail(f"CI=true and {reason}", pytrace=False)
         pytest.skip(reason)
-    with KubeApiServer() as server:
+    with KubeApiServer(users={OPERATOR_USER: ()}) as server:
         yield server
 
 
@@ -232,6 +246,25 @@ def namespace(kube: Kube, crds: list[dict[str, Any]]) -> str:
 
 
 @pytest.fixture(scope="session")
+def operator_kubeconfig(kube: Kube, kube_server: KubeApiServer, namespace: str,
+                        tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The operator runs as an ordinary user with only the documented namespaced Role."""
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    kube.create(f"{rbac}/roles", {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                                  "metadata": {"name": OPERATOR_USER},
+                                  "rules": OPERATOR_RULES})
+    kube.create(f"{rbac}/rolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": OPERATOR_USER},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                    "name": OPERATOR_USER},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                      "name": OPERATOR_USER}]})
+    path = tmp_path_factory.mktemp("operator") / "kubeconfig"
+    return kube_server.write_kubeconfig(path, user=OPERATOR_USER)
+
+
+@pytest.fixture(scope="session")
 def operator_db_url(postgres_url: str) -> str:
     """A database of its own, so no other test sees (or disturbs) the operator's rows."""
     db = f"op_{uuid.uuid4().hex[:10]}"
@@ -247,7 +280,7 @@ def operator_db_url(postgres_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def operator_settings(kube_server: KubeApiServer, namespace: str, operator_db_url: str,
+def operator_settings(operator_kubeconfig: Path, namespace: str, operator_db_url: str,
                       redis_url: str, kafka: KafkaConfig) -> Settings:
     return Settings(
         namespace=namespace,
@@ -256,12 +289,12 @@ def operator_settings(kube_server: KubeApiServer, namespace: str, operator_db_ur
         kafka=kafka,
         operator=OperatorConfig(
             worker_image="registry.example/alphaspt-worker:test",
-            kubeconfig=kube_server.kubeconfig_path,
+            kubeconfig=operator_kubeconfig,
             resync_interval=3.0,
             runtime_interval=1.0,
             retry_delay=1.0,
             deletion_attempts=2,
-            health_port=None,
+            health_port=free_port(),
         ),
     )
 
@@ -283,7 +316,7 @@ class RunningOperator:
 
         try:
             asyncio.run(serve(self.settings, stop_flag=self.stop_flag,
-                              ready_flag=self.ready_flag, liveness=False))
+                              ready_flag=self.ready_flag))
         except BaseException as exc:
             self.error = exc
 
@@ -300,6 +333,7 @@ class RunningOperator:
         self.stop_flag.set()
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "the operator did not stop"
+        gc.collect()  # release its Kafka clients now, not after the broker has stopped
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]
@@ -476,3 +477,26 @@ def test_immutable_fields_are_refused(kube: Kube, operator: RunningOperator, pro
         "mode": "Live", "brokerSecretRef": {"name": "kite"}}})
     assert response.status_code == 422
     assert "mode is immutable" in response.json()["message"]
+
+
+def test_liveness_endpoint(operator: RunningOperator) -> None:
+    port = operator.settings.operator.health_port
+    response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5, trust_env=False)
+    assert response.status_code == 200
+
+
+async def test_repointing_a_strategy_moves_its_binding(kube: Kube, operator: RunningOperator,
+                                                       profile: str, name: str) -> None:
+    ns = operator.namespace
+    other = f"other-{name}"
+    kube.create(kube.rp(ns), profile_manifest(other))
+    kube.create(kube.ts(ns), strategy_manifest(name, profile))
+
+    def bound(rp: str) -> list[str]:
+        return list(((kube.get(kube.rp(ns, rp)) or {}).get("status") or {}).get(
+            "boundStrategies", []))
+
+    await eventually(lambda: bound(profile) == [name], what="bound to the first profile")
+    kube.patch(kube.ts(ns, name), {"spec": {"riskProfileRef": other}})
+    await eventually(lambda: bound(other) == [name] and bound(profile) == [],
+                     what="binding moved")
