@@ -1,0 +1,140 @@
+"""Throughput of a StreamProcessor stage against a bare consume→produce loop, same broker.
+
+Baseline, measured in the same run on the same Apache Kafka broker: a bare confluent-kafka
+loop that consumes raw bytes and produces them to another topic (no decoding, no
+transactions, offsets auto-committed). Then the same N Tick events through a
+``StreamProcessor`` that decodes each event, re-encodes a new one, and commits
+(a) exactly-once (transactions, offsets in the transaction, state snapshot per batch) and
+(b) at-least-once (idempotent producer, flush then commit). Prints msgs/s and the ratio.
+
+    scripts/fetch-kafka.sh && python bench/bench_stream.py [--n 50000] [--kafka tansu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, Producer
+
+from alphaspt.core.config import KafkaConfig
+from alphaspt.core.events import Codec, Event, Tick
+from alphaspt.core.streaming import (
+    EventProducer,
+    Output,
+    ProcessorConfig,
+    StreamProcessor,
+    TopicSpec,
+    admin_client,
+    ensure_topics,
+)
+
+
+class Copy(StreamProcessor):
+    stage = "bench-copy"
+
+    def __init__(self, kafka: KafkaConfig, config: ProcessorConfig, src: str, dst: str,
+                 n: int) -> None:
+        super().__init__(kafka, config, {src: Codec(Tick)})
+        self.dst = dst
+        self.n = n
+        self.count = 0
+
+    def process(self, topic: str, event: Event) -> Iterable[Output]:
+        assert isinstance(event, Tick)
+        self.count += 1
+        if self.count >= self.n:
+            self.stop()
+        yield Output(self.dst, event.symbol, Tick(
+            event_id=f"c-{event.event_id}", exchange_ts=event.exchange_ts, symbol=event.symbol,
+            price=event.price))
+
+    def save_state(self) -> bytes | None:
+        return str(self.count).encode() if self.config.state_topic else None
+
+
+def fill(kafka: KafkaConfig, topic: str, n: int) -> None:
+    producer = EventProducer(kafka, **{"linger.ms": 20})
+    for i in range(n):
+        producer.send(topic, f"S{i % 8}", Tick(event_id=str(i), exchange_ts=i,
+                                               symbol=f"S{i % 8}", price=100.0 + i % 50))
+    producer.flush(120)
+
+
+def bare_loop(kafka: KafkaConfig, src: str, dst: str, n: int) -> float:
+    consumer = Consumer({**kafka.consumer_config(), "group.id": f"bare-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest"})
+    producer = Producer({**kafka.client_config(), "linger.ms": 2})
+    consumer.subscribe([src])
+    done = 0
+    started = None
+    while done < n:
+        batch = consumer.consume(500, 1.0)
+        if started is None and batch:
+            started = time.perf_counter()
+        for m in batch:
+            if m.error() is None:
+                producer.produce(dst, m.value(), m.key())
+                done += 1
+        producer.poll(0)
+    producer.flush(60)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return n / elapsed
+
+
+def stage_loop(kafka: KafkaConfig, src: str, dst: str, n: int, *, exactly_once: bool,
+               state: str | None) -> float:
+    tag = uuid.uuid4().hex[:8]
+    stage = Copy(kafka, ProcessorConfig(
+        group_id=f"stage-{tag}", transactional_id=f"tx-{tag}" if exactly_once else None,
+        batch_size=500, state_topic=state), src, dst, n)
+    started = time.perf_counter()
+    stage.run(max_seconds=600)
+    return stage.count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=50_000)
+    parser.add_argument("--kafka", choices=("apache", "tansu"), default="apache")
+    args = parser.parse_args()
+    if args.kafka == "apache":
+        from alphaspt.local.apache_kafka import ApacheKafka
+
+        broker = ApacheKafka()
+        broker.start()
+        bootstrap = broker.bootstrap_servers
+        stop = broker.stop
+    else:
+        import tempfile
+        from pathlib import Path
+
+        from alphaspt.local.servers import Tansu
+
+        tansu = Tansu(Path(tempfile.mkdtemp()))
+        tansu.start()
+        bootstrap, stop = tansu.bootstrap_servers, tansu.stop
+    try:
+        kafka = KafkaConfig(bootstrap_servers=bootstrap)
+        src, state = "bench.in", "bench.state"
+        outs = ["bench.out.bare", "bench.out.eos", "bench.out.alo"]
+        ensure_topics(admin_client(kafka), [TopicSpec(src, 3), TopicSpec(state, 1),
+                                            TopicSpec("bench.in.dlq", 1),
+                                            *(TopicSpec(o, 3) for o in outs)])
+        fill(kafka, src, args.n)
+        bare = bare_loop(kafka, src, outs[0], args.n)
+        eos = stage_loop(kafka, src, outs[1], args.n, exactly_once=True, state=state)
+        alo = stage_loop(kafka, src, outs[2], args.n, exactly_once=False, state=None)
+        print(f"{args.n} Tick events on {args.kafka}, batch 500, 3 partitions")
+        print(f"  bare consume->produce (baseline)      {bare:9,.0f} msg/s   ratio 1.00")
+        print(f"  StreamProcessor exactly-once + state  {eos:9,.0f} msg/s   ratio {eos / bare:.2f}")
+        print(f"  StreamProcessor at-least-once         {alo:9,.0f} msg/s   ratio {alo / bare:.2f}")
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    main()
