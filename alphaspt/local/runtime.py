@@ -129,14 +129,14 @@ class LocalRuntime:
 
     def up(self) -> int:
         started = time.monotonic()
+        desired = self._plan(load_manifests(self.options.manifests))
+        self._check_api_port()
         self._install_signal_handlers()
         try:
-            manifests = load_manifests(self.options.manifests)
-            self._check_api_port()
             self._start_servers()
             if self._stop:
                 return 0
-            desired = self._apply(manifests)
+            self._apply(desired)
             self._start_workers(desired)
             self.out(f"ready in {time.monotonic() - started:.1f} s; "
                      f"{len(self.children)} processes supervised, logs in "
@@ -223,11 +223,13 @@ class LocalRuntime:
 
     # -- configuration -------------------------------------------------------------------
 
-    def _apply(self, manifests: Sequence[Manifest]) -> Plan:
-        ns = self.settings.namespace
-        strategies, profiles = resources_from_manifests(manifests, namespace=ns)
-        desired = plan(strategies, profiles,
-                       PlanConfig(partitions=self.settings.kafka.partitions))
+    def _plan(self, manifests: Sequence[Manifest]) -> Plan:
+        """Validate the manifests and plan, before any server starts."""
+        strategies, profiles = resources_from_manifests(manifests,
+                                                        namespace=self.settings.namespace)
+        return plan(strategies, profiles, PlanConfig(partitions=self.settings.kafka.partitions))
+
+    def _apply(self, desired: Plan) -> None:
         asyncio.run(self._apply_rows(desired))
         kafka = self.settings.kafka.model_copy(update={"bootstrap_servers": self.urls["kafka"]})
         ensure_topics(
@@ -244,7 +246,6 @@ class LocalRuntime:
                           for r in desired.strategies)
         self.out(f"applied   {len(desired.strategies)} strategies [{names}], "
                  f"{len(desired.risk_profiles)} risk profiles, {len(desired.topics)} topics")
-        return desired
 
     async def _apply_rows(self, desired: Plan) -> None:
         url = self.urls["postgres"]
@@ -375,7 +376,8 @@ class LocalRuntime:
         for server in reversed(self.servers):
             self.out(f"stopping  {server.name}")
             server.stop()
-        self.out("stopped")
+        if self.children or self.servers:
+            self.out("stopped")
 
 
 class _ApacheServer:
