@@ -69,6 +69,12 @@ class PortfolioManager(ConfiguredStage):
             self._records.append(_record(event))
         return ()
 
+    def on_idle(self) -> Iterable[Output]:
+        """Between batches everything applied is committed: write what the throttle held
+        back, so the read model catches up when the stream goes quiet."""
+        self.after_commit()
+        return ()
+
     def after_commit(self) -> None:
         if not self._dirty and not self._records:
             return

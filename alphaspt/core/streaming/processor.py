@@ -174,25 +174,28 @@ class StreamProcessor(ABC):
         assert self._consumer is not None
         self.health.beat()
         messages = self._consumer.consume(self.config.batch_size, self.config.poll_timeout)
-        idle_due = time.monotonic() - self._last_idle >= self.config.idle_interval
-        if not messages and not idle_due:
-            return 0
+        idle: list[Output] = []
+        if time.monotonic() - self._last_idle >= self.config.idle_interval:
+            self._last_idle = time.monotonic()
+            idle = list(self.on_idle())
+        if not messages and not idle:
+            return 0  # no empty transactions
         started = time.monotonic()
         if self.exactly_once:
-            self._transactional_batch(messages, idle_due)
+            self._transactional_batch(messages, idle)
         else:
-            self._at_least_once_batch(messages, idle_due)
+            self._at_least_once_batch(messages, idle)
         BATCH_SECONDS.labels(self.stage).observe(time.monotonic() - started)
         return len(messages)
 
     # -- the two delivery modes --------------------------------------------------------
 
-    def _transactional_batch(self, messages: list[Message], idle_due: bool) -> None:
+    def _transactional_batch(self, messages: list[Message], idle: list[Output]) -> None:
         assert self._consumer is not None and self._producer is not None
         snapshot = self._last_state
         try:
             self._producer.begin_transaction()
-            self._handle_batch(messages, idle_due)
+            self._handle_batch(messages, idle)
             state = self.save_state()
             if self.config.state_topic is not None and state != snapshot:
                 self._produce(self.config.state_topic, self._state_key, state, None)
@@ -239,9 +242,9 @@ class StreamProcessor(ABC):
                 tp.offset = -2  # OFFSET_BEGINNING per auto.offset.reset=earliest
             self._consumer.seek(tp)
 
-    def _at_least_once_batch(self, messages: list[Message], idle_due: bool) -> None:
+    def _at_least_once_batch(self, messages: list[Message], idle: list[Output]) -> None:
         assert self._consumer is not None and self._producer is not None
-        self._handle_batch(messages, idle_due, dedup=True)
+        self._handle_batch(messages, idle, dedup=True)
         remaining = self._producer.flush(self.config.commit_timeout)
         failures = self._delivery.take_failures()
         if remaining or failures:
@@ -256,7 +259,8 @@ class StreamProcessor(ABC):
 
     # -- per message -------------------------------------------------------------------
 
-    def _handle_batch(self, messages: list[Message], idle_due: bool, dedup: bool = False) -> None:
+    def _handle_batch(self, messages: list[Message], idle: list[Output],
+                      dedup: bool = False) -> None:
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -264,10 +268,8 @@ class StreamProcessor(ABC):
                     continue
                 raise KafkaException(err)
             self._handle_message(msg, dedup)
-        if idle_due:
-            self._last_idle = time.monotonic()
-            for out in self.on_idle():
-                self._emit(out)
+        for out in idle:
+            self._emit(out)
 
     def _handle_message(self, msg: Message, dedup: bool) -> None:
         topic = msg.topic() or ""
