@@ -116,6 +116,7 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.scanning.disabled = True
     app: Settings = memo.settings
     memo.services = await Services.start(app, KopfEvents())
+    memo.services.start_sweeper(app.operator.resync_interval)
 
 
 async def cleanup(memo: Any, **_: Any) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from alphaspt.core.cache import StrategyView
+from alphaspt.core.db.repository import RiskProfileRecord, StrategyRecord
 from alphaspt.core.events import Control
 from alphaspt.core.specs import RiskProfileSpec, TradingStrategySpec
 from alphaspt.operator.planning import TopicPlan
@@ -48,6 +49,12 @@ class ConfigStore(Protocol):
                                   generation: int = 0) -> bool: ...
 
     async def archive_risk_profile(self, namespace: str, name: str) -> bool: ...
+
+    async def list_strategies(self, namespace: str | None = None, *,
+                              include_archived: bool = False) -> list[StrategyRecord]: ...
+
+    async def list_risk_profiles(self, namespace: str | None = None
+                                 ) -> list[RiskProfileRecord]: ...
 
 
 class TopicEnsurer(Protocol):

@@ -155,6 +155,25 @@ class RiskProfileReconciler:
             if not listing:  # cancelled while waiting: let the next caller queue
                 self._refresh_queued.discard(name)
 
+    async def sweep(self) -> list[str]:
+        """Archive rows whose RiskProfile is gone (see StrategyReconciler.sweep)."""
+        rows = await timed(self._repo.list_risk_profiles(self._ns), "PostgreSQL",
+                           self._cfg.step_timeout)
+        live = {i["metadata"]["name"]
+                for i in await self._kube.list_custom(self._ns, RISK_PROFILES)}
+        archived = []
+        for row in rows:
+            if row.name in live:
+                continue
+            async with self._locks.hold(row.name):
+                if await self._kube.get_custom(self._ns, RISK_PROFILES, row.name) is None:
+                    await timed(self._repo.archive_risk_profile(self._ns, row.name),
+                                "PostgreSQL", self._cfg.step_timeout)
+                    archived.append(row.name)
+        if archived:
+            log.warning("archived the rows of deleted RiskProfiles %s", archived)
+        return archived
+
     async def finalize(self, obj: Mapping[str, Any]) -> None:
         """Refuse (retry later) while strategies reference the profile; then archive its row
         (bounded retries when PostgreSQL is down, then give up with a Warning event)."""

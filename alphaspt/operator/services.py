@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -13,7 +15,12 @@ from alphaspt.core.config import Settings
 from alphaspt.core.db import ConfigRepository, create_engine, migrate
 from alphaspt.core.specs import GROUP, VERSION
 from alphaspt.core.streaming import EventProducer, admin_client
-from alphaspt.exceptions import DependencyNotReady, InfrastructureUnavailable, InvalidConfiguration
+from alphaspt.exceptions import (
+    AlphasptError,
+    DependencyNotReady,
+    InfrastructureUnavailable,
+    InvalidConfiguration,
+)
 from alphaspt.operator.control import ControlPublisher
 from alphaspt.operator.kube import (
     RISK_PROFILES,
@@ -85,6 +92,7 @@ class Services:
     runtime: RedisRuntime | None
     strategies: StrategyReconciler
     profiles: RiskProfileReconciler
+    _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
 
     @classmethod
     async def start(cls, settings: Settings, events: EventSink) -> Services:
@@ -119,7 +127,24 @@ class Services:
                                         on_binding=profiles.refresh_binding)
         return cls(kube, repo, topics, control, runtime, strategies, profiles)
 
+    def start_sweeper(self, interval: float) -> None:
+        """Every ``interval`` seconds, archive rows whose resource is gone."""
+        self._sweeper = asyncio.create_task(self._sweep_forever(interval), name="row sweeper")
+
+    async def _sweep_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.strategies.sweep()
+                await self.profiles.sweep()
+            except AlphasptError as exc:
+                log.warning("sweeping orphaned rows: %s", exc)
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         self.control.close()
         await self.repo.close()
         await self.kube.close()

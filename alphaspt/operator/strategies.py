@@ -335,6 +335,27 @@ class StrategyReconciler:
             if patch:
                 await self._kube.patch_custom_status(self._ns, TRADING_STRATEGIES, name, patch)
 
+    async def sweep(self) -> list[str]:
+        """Archive rows whose TradingStrategy is gone (its deletion gave up while
+        PostgreSQL was down). Rows are listed before resources, so a strategy created
+        meanwhile is never archived; returns the names archived."""
+        rows = await timed(self._repo.list_strategies(self._ns), "PostgreSQL",
+                           self._cfg.step_timeout)
+        live = {i["metadata"]["name"]
+                for i in await self._kube.list_custom(self._ns, TRADING_STRATEGIES)}
+        archived = []
+        for row in rows:
+            if row.name in live:
+                continue
+            async with self._locks.hold(row.name):
+                if await self._kube.get_custom(self._ns, TRADING_STRATEGIES, row.name) is None:
+                    await timed(self._repo.archive_strategy(self._ns, row.name), "PostgreSQL",
+                                self._cfg.step_timeout)
+                    archived.append(row.name)
+        if archived:
+            log.warning("archived the rows of deleted TradingStrategies %s", archived)
+        return archived
+
     async def profile_changed(self, old: str | None) -> None:
         """``riskProfileRef`` changed: the old profile loses this strategy."""
         if old and self._on_binding is not None:

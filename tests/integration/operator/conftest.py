@@ -14,9 +14,11 @@ Without the binaries these tests skip, except under ``CI=true``, where they fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import os
+import socket
 import ssl
 import subprocess
 import threading
@@ -42,6 +44,7 @@ from alphaspt.core.config import (
 )
 from alphaspt.core.specs import API_VERSION, GROUP, VERSION
 from alphaspt.local.process import free_port
+from alphaspt.local.servers import EmbeddedPostgres
 from tests.support.kube_apiserver import BUILD_SCRIPT, KubeApiServer, binaries_available
 
 CRD_DIR = Path(__file__).resolve().parents[3] / "crds"
@@ -196,6 +199,66 @@ async def eventually(probe: Callable[[], Any], *, within: float = 15.0,
         await asyncio.sleep(interval)
 
 
+class TcpProxy:
+    """127.0.0.1:PORT forwarded to an upstream server. ``cut()`` simulates the server going
+    down (open connections reset, new ones refused); ``restore()`` brings it back."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True,
+                         name="tcp-proxy").start()
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), 5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
 @pytest.fixture
 def name() -> str:
     return f"t{uuid.uuid4().hex[:8]}"
@@ -265,8 +328,16 @@ def operator_kubeconfig(kube: Kube, kube_server: KubeApiServer, namespace: str,
 
 
 @pytest.fixture(scope="session")
-def operator_db_url(postgres_url: str) -> str:
-    """A database of its own, so no other test sees (or disturbs) the operator's rows."""
+def postgres_proxy(postgres_server: EmbeddedPostgres) -> Iterator[TcpProxy]:
+    proxy = TcpProxy(postgres_server.port)
+    yield proxy
+    proxy.cut()
+
+
+@pytest.fixture(scope="session")
+def operator_db_url(postgres_url: str, postgres_proxy: TcpProxy) -> str:
+    """A database of its own, so no other test sees (or disturbs) the operator's rows,
+    reached through a proxy that a test can cut to simulate an outage."""
     db = f"op_{uuid.uuid4().hex[:10]}"
 
     async def create() -> None:
@@ -276,7 +347,10 @@ def operator_db_url(postgres_url: str) -> str:
         await admin.dispose()
 
     asyncio.run(create())
-    return postgres_url.rsplit("/", 1)[0] + f"/{db}"
+    direct = f"127.0.0.1:{postgres_proxy.upstream_port}"
+    assert direct in postgres_url
+    return postgres_url.replace(direct, f"127.0.0.1:{postgres_proxy.port}").rsplit(
+        "/", 1)[0] + f"/{db}"
 
 
 @pytest.fixture(scope="session")

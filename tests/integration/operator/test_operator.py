@@ -20,6 +20,7 @@ from alphaspt.core.streaming import admin_client
 from tests.integration.operator.conftest import (
     Kube,
     RunningOperator,
+    TcpProxy,
     condition,
     eventually,
     profile_manifest,
@@ -500,3 +501,33 @@ async def test_repointing_a_strategy_moves_its_binding(kube: Kube, operator: Run
     kube.patch(kube.ts(ns, name), {"spec": {"riskProfileRef": other}})
     await eventually(lambda: bound(other) == [name] and bound(profile) == [],
                      what="binding moved")
+
+
+async def test_deletion_completes_while_postgres_is_down(
+    kube: Kube, operator: RunningOperator, profile: str, name: str, repo: ConfigRepository,
+    postgres_proxy: TcpProxy,
+) -> None:
+    ns = operator.namespace
+    kube.create(kube.ts(ns), strategy_manifest(name, profile))
+    await eventually(lambda: _deployment(kube, ns, name), what="Deployment")
+    postgres_proxy.cut()
+    try:
+        kube.delete(kube.ts(ns, name))
+        # deletion_attempts=2, retry_delay=1 s: released after about a second.
+        await eventually(lambda: _ts(kube, ns, name) is None, within=20, what="gone")
+        warnings = await eventually(
+            lambda: [e for e in kube.events(ns, name) if e["reason"] == "CleanupIncomplete"],
+            what="Warning event")
+        assert warnings[0]["type"] == "Warning"
+        assert "row not archived" in warnings[0]["message"]
+        assert _deployment(kube, ns, name) is None  # the worker is stopped regardless
+    finally:
+        postgres_proxy.restore()
+    # Back up: the sweep (every resync interval) archives the orphaned row.
+    record = await eventually(lambda: _archived(repo, ns, name), within=20, what="archived")
+    assert record.archived
+
+
+async def _archived(repo: ConfigRepository, ns: str, name: str) -> Any:
+    record = await repo.get_strategy(ns, name)
+    return record if record is not None and record.archived else None

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from alphaspt.core.cache import StrategyView
+from alphaspt.core.db.repository import RiskProfileRecord, StrategyRecord
 from alphaspt.core.events import Control
 from alphaspt.core.specs import API_VERSION, RiskProfileSpec, TradingStrategySpec
 from alphaspt.exceptions import InfrastructureUnavailable
@@ -140,6 +141,19 @@ class FakeRepo:
         self._check()
         self.archived.add(name)
         return True
+
+    async def list_strategies(self, namespace: str | None = None, *,
+                              include_archived: bool = False) -> list[StrategyRecord]:
+        self._check()
+        return [StrategyRecord(NS, n, spec, gen, "", n in self.archived)
+                for n, (spec, gen) in sorted(self.strategies.items())
+                if include_archived or n not in self.archived]
+
+    async def list_risk_profiles(self, namespace: str | None = None
+                                 ) -> list[RiskProfileRecord]:
+        self._check()
+        return [RiskProfileRecord(NS, n, spec, gen, "", False)
+                for n, (spec, gen) in sorted(self.profiles.items()) if n not in self.archived]
 
 
 class FakeTopics:

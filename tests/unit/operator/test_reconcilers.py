@@ -180,6 +180,27 @@ async def test_deletion_completes_when_postgres_and_kafka_are_down(world: World)
     assert "mom" not in world.repo.archived
 
 
+async def test_sweep_archives_rows_whose_resource_is_gone(world: World) -> None:
+    world.kube.add(TS, "TradingStrategy", "mom", strategy_spec())
+    world.kube.add(TS, "TradingStrategy", "keep", strategy_spec())
+    await world.strategies.reconcile("mom")
+    await world.strategies.reconcile("keep")
+    await world.profiles.reconcile("default")
+    world.repo.down = True
+    with pytest.raises(InfrastructureUnavailable):
+        await world.strategies.finalize(world.ts("mom"))
+    await world.strategies.finalize(world.ts("mom"))  # the second attempt gives up
+    del world.kube.objects[(TS, "mom")]  # the finalizer is gone: so is the resource
+    assert "mom" not in world.repo.archived
+    world.repo.down = False
+    assert await world.strategies.sweep() == ["mom"]
+    assert world.repo.archived == {"mom"}
+    assert await world.strategies.sweep() == []
+    assert await world.profiles.sweep() == []
+    del world.kube.objects[(RP, "default")]
+    assert await world.profiles.sweep() == ["default"]
+
+
 async def test_deletion_archives_and_keeps_topics(world: World) -> None:
     world.kube.add(TS, "TradingStrategy", "mom", strategy_spec())
     await world.strategies.reconcile("mom")
