@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -136,6 +137,15 @@ def test_invalid_risk_profiles_are_refused(kube: Kube, namespace: str, name: str
     response = kube.request("POST", kube.rp(namespace), profile_manifest(name, **spec))
     assert response.status_code == 422, response.text
     assert message in response.json()["message"]
+
+
+def test_the_examples_are_accepted(kube: Kube, namespace: str) -> None:
+    """``kubectl apply -f examples/`` (strict field validation, server-side dry run)."""
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    applied = kube.kubectl("-n", namespace, "apply", "--dry-run=server",
+                           "--validate=strict", "-f", str(examples))
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.count("(server dry run)") == len(list(examples.glob("*.yaml")))
 
 
 def test_invalid_names_are_refused(kube: Kube, namespace: str) -> None:

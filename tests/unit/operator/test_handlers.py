@@ -12,7 +12,7 @@ import pytest
 
 from alphaspt.core.config import OperatorConfig, Settings
 from alphaspt.exceptions import DependencyNotReady, InvalidConfiguration
-from alphaspt.operator.handlers import kopf_errors, logged, login, make_registry
+from alphaspt.operator.handlers import kopf_errors, logged, login, make_registry, ts_update
 
 
 async def test_temporary_and_permanent_failures_map_to_kopf() -> None:
@@ -65,3 +65,25 @@ async def test_login_uses_the_configured_kubeconfig(tmp_path: Path) -> None:
 
 def test_registry_builds() -> None:
     assert isinstance(make_registry(OperatorConfig()), kopf.OperatorRegistry)
+
+
+class _Strategies:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    async def reconcile(self, name: str) -> None:
+        self.calls.append(("reconcile", name))
+
+    async def profile_changed(self, old: str | None) -> None:
+        self.calls.append(("profile_changed", old))
+
+
+async def test_update_releases_the_previous_risk_profile() -> None:
+    strategies = _Strategies()
+    memo = SimpleNamespace(services=SimpleNamespace(strategies=strategies))
+    diff = kopf.Diff([
+        kopf.DiffItem(kopf.DiffOperation.CHANGE, ("spec", "riskProfileRef"), "old", "new"),
+        kopf.DiffItem(kopf.DiffOperation.CHANGE, ("spec", "params", "x"), 1, 2),
+    ])
+    await ts_update(name="mom", diff=diff, memo=memo)
+    assert strategies.calls == [("reconcile", "mom"), ("profile_changed", "old")]
