@@ -62,6 +62,9 @@ class MarketFeed:
         self._codec = Codec(Control)
         self.health = Health()
 
+    def stop(self) -> None:
+        self._running = False
+
     def install_signal_handlers(self) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:
             self._running = False

@@ -28,8 +28,8 @@ from alphaspt.exceptions import InfrastructureUnavailable
 def read_to_end(
     kafka: KafkaConfig, topic: str, *, timeout: float = 30.0, quiet: float = 0.3
 ) -> Iterator[Message]:
-    """Yield every committed message of ``topic`` that exists now, partition by partition
-    order preserved within each partition."""
+    """Yield the committed messages of ``topic`` up to its end when called (order kept
+    within each partition), and whatever else arrives in the following ``quiet`` seconds."""
     consumer = Consumer({
         **kafka.client_config(),
         "group.id": f"alphaspt-reader-{uuid.uuid4().hex[:8]}",
@@ -57,22 +57,27 @@ def read_to_end(
             return
         consumer.assign(parts)
         deadline = time.monotonic() + timeout
-        last_message = time.monotonic()
+        reached: float | None = None
+        positions: dict[int, int] = {}
         at_eof: set[int] = set()
         while time.monotonic() < deadline:
-            batch = consumer.consume(500, 0.1)
-            for msg in batch:
+            for msg in consumer.consume(500, 0.1):
                 err = msg.error()
+                partition = msg.partition() or 0
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:
-                        at_eof.add(msg.partition() or 0)
+                        at_eof.add(partition)
                         continue
                     raise InfrastructureUnavailable(f"reading {topic}: {err}")
-                last_message = time.monotonic()
-                at_eof.discard(msg.partition() or 0)
+                positions[partition] = (msg.offset() or 0) + 1
                 yield msg
-            if pending <= at_eof and time.monotonic() - last_message >= quiet:
-                return
+            done = {p for p in pending if p in at_eof or positions.get(p, 0) >= highs[p]}
+            if done == pending:
+                # Past the ends seen at the start; messages produced since are not waited
+                # for, but keep reading ``quiet`` seconds in case the broker under-reported.
+                reached = reached if reached is not None else time.monotonic()
+                if time.monotonic() - reached >= quiet:
+                    return
         raise InfrastructureUnavailable(f"reading {topic} to its end took over {timeout}s")
     finally:
         consumer.close()
