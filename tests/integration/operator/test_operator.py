@@ -234,9 +234,6 @@ async def test_ready_follows_the_deployment(kube: Kube, operator: RunningOperato
         and t, what="Ready")
     assert ts["status"]["phase"] == "Running"
     assert condition(ts, "WorkerReady")["reason"] == "WorkerAvailable"
-    waited = await asyncio.to_thread(
-        kube.kubectl, "-n", ns, "wait", "--for=condition=Ready", f"ts/{name}", "--timeout=10s")
-    assert waited.returncode == 0, waited.stderr
 
     kube.simulate_rollout(ns, f"strategy-{name}", available=False)
     ts = await eventually(
@@ -244,6 +241,11 @@ async def test_ready_follows_the_deployment(kube: Kube, operator: RunningOperato
         and t, what="not Ready")
     assert ts["status"]["phase"] == "Degraded"
     assert condition(ts, "WorkerReady")["reason"] == "WorkerUnavailable"
+
+    kube.simulate_rollout(ns, f"strategy-{name}")  # available again
+    waited = await asyncio.to_thread(
+        kube.kubectl, "-n", ns, "wait", "--for=condition=Ready", f"ts/{name}", "--timeout=15s")
+    assert waited.returncode == 0, waited.stderr
 
 
 async def test_steady_state_writes_nothing(kube: Kube, operator: RunningOperator,
