@@ -122,7 +122,7 @@ def _record(event: Fill | Order | OrderRejected | RiskDecision) -> tuple[str, st
             "ts": event.ingest_ts,
         }
     if isinstance(event, Fill):
-        return "order", event.strategy, {
+        return "fill", event.strategy, {
             "status": "FILLED", "client_order_id": event.client_order_id,
             "trade_id": event.trade_id, "symbol": event.symbol, "side": event.side.value,
             "quantity": event.quantity, "price": event.price, "charges": event.charges.total,
