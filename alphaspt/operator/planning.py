@@ -70,6 +70,9 @@ OPTIONAL_CONNECTION_ENV: Final = (
 )
 """Used when the connection Secret has them (a SASL-protected cluster)."""
 
+METRICS_PORT: Final = 9090
+"""The workers' /healthz, /readyz and /metrics port in a pod (``ALPHASPT_METRICS__PORT``)."""
+
 RUN_AS: Final = 10001
 """The numeric non-root user of Dockerfile.worker."""
 
@@ -439,6 +442,10 @@ def plan_deployment(
     """
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(worker.env.items())]
     env += [
+        {"name": "ALPHASPT_METRICS__HOST", "value": "0.0.0.0"},
+        {"name": "ALPHASPT_METRICS__PORT", "value": str(METRICS_PORT)},
+    ]
+    env += [
         {"name": name, "valueFrom": {"secretKeyRef": {
             "name": connection_secret, "key": name, "optional": optional}}}
         for names, optional in ((worker.secret_env, False), (worker.optional_secret_env, True))
@@ -472,6 +479,18 @@ def plan_deployment(
             "args": list(worker.argv[1:]),
             "env": env,
             "resources": {k: dict(v) for k, v in worker.resources.items()},
+            "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+            # alphaspt.core.health: /healthz fails when the stage's loop stops turning,
+            # /readyz until it consumes; WorkerReady follows availability, hence readiness.
+            "livenessProbe": {
+                "httpGet": {"path": "/healthz", "port": "metrics"},
+                "initialDelaySeconds": 10, "periodSeconds": 10, "timeoutSeconds": 3,
+                "failureThreshold": 6,
+            },
+            "readinessProbe": {
+                "httpGet": {"path": "/readyz", "port": "metrics"},
+                "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3,
+            },
             "securityContext": container_security,
             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 (in the pod)
         }],

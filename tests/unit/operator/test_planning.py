@@ -184,6 +184,12 @@ def test_deployment_manifest() -> None:
     assert env["ALPHASPT_STRATEGY"] == {"name": "ALPHASPT_STRATEGY", "value": "mom"}
     assert container["resources"] == {k: dict(v) for k, v in worker.resources.items()}
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    # The runner serves alphaspt.core.health on the metrics port; the probes use it.
+    assert env["ALPHASPT_METRICS__PORT"]["value"] == "9090"
+    assert env["ALPHASPT_METRICS__HOST"]["value"] == "0.0.0.0"
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
 
 
 def test_spec_image_wins_over_the_default() -> None:
