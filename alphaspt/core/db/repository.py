@@ -9,12 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from alphaspt.core.db.models import RiskProfile, StrategyConfiguration, User
 from alphaspt.core.specs import RiskProfileSpec, TradingStrategySpec
@@ -82,23 +87,7 @@ class ConfigRepository:
         async with self._guard(), self._sessions.begin() as session:
             if owner:
                 values["owner_id"] = await self._user_id(session, owner)
-            current = await session.scalar(
-                select(StrategyConfiguration).where(
-                    StrategyConfiguration.namespace == namespace,
-                    StrategyConfiguration.name == name,
-                )
-            )
-            if (current is not None and current.spec_hash == digest
-                    and current.archived_at is None and current.generation == generation):
-                return False
-            stmt = insert(StrategyConfiguration).values(**values)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["namespace", "name"],
-                set_={**{k: stmt.excluded[k] for k in values if k not in ("namespace", "name")},
-                      "archived_at": None, "updated_at": func.now()},
-            )
-            await session.execute(stmt)
-            return True
+            return await _upsert(session, StrategyConfiguration, values)
 
     async def archive_strategy(self, namespace: str, name: str) -> bool:
         async with self._guard(), self._sessions.begin() as session:
@@ -147,21 +136,7 @@ class ConfigRepository:
             "generation": generation,
         }
         async with self._guard(), self._sessions.begin() as session:
-            current = await session.scalar(
-                select(RiskProfile).where(RiskProfile.namespace == namespace,
-                                          RiskProfile.name == name)
-            )
-            if (current is not None and current.spec_hash == digest
-                    and current.archived_at is None and current.generation == generation):
-                return False
-            stmt = insert(RiskProfile).values(**values)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["namespace", "name"],
-                set_={**{k: stmt.excluded[k] for k in values if k not in ("namespace", "name")},
-                      "archived_at": None, "updated_at": func.now()},
-            )
-            await session.execute(stmt)
-            return True
+            return await _upsert(session, RiskProfile, values)
 
     async def archive_risk_profile(self, namespace: str, name: str) -> bool:
         async with self._guard(), self._sessions.begin() as session:
@@ -198,6 +173,28 @@ class ConfigRepository:
 
     def _guard(self) -> _DbGuard:
         return _DbGuard()
+
+
+_Row = TypeVar("_Row", StrategyConfiguration, RiskProfile)
+
+
+async def _upsert(session: AsyncSession, model: type[_Row], values: dict[str, Any]) -> bool:
+    """Insert or update (and un-archive) the row of ``values``' (namespace, name); False,
+    writing nothing, when the row already holds the same spec hash and generation."""
+    current = await session.scalar(
+        select(model).where(model.namespace == values["namespace"], model.name == values["name"])
+    )
+    if (current is not None and current.spec_hash == values["spec_hash"]
+            and current.archived_at is None and current.generation == values["generation"]):
+        return False
+    stmt = insert(model).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["namespace", "name"],
+        set_={**{k: stmt.excluded[k] for k in values if k not in ("namespace", "name")},
+              "archived_at": None, "updated_at": func.now()},
+    )
+    await session.execute(stmt)
+    return True
 
 
 class _DbGuard:
