@@ -33,6 +33,8 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
+from alphaspt.core.views import PositionView, StrategyView, TotalsView, totals_of
+
 UPDATES_CHANNEL: Final = "alphaspt:updates"
 RECENT_LIMIT: Final = 1000
 PNL_POINTS_LIMIT: Final = 2000
@@ -46,45 +48,16 @@ SUMMARY_FIELDS: Final = (
     "fills",
     "rejections",
 )
-_PER_SYMBOL: Final = ("position", "avg_price", "last_price", "realised_pnl", "unrealised_pnl")
 
-
-class PositionView(msgspec.Struct, frozen=True, kw_only=True):
-    symbol: str
-    quantity: int
-    avg_price: float
-    last_price: float
-    realised_pnl: float
-    unrealised_pnl: float
-
-
-class StrategyView(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    mode: str = "Paper"
-    state: str = "Running"
-    positions: tuple[PositionView, ...] = ()
-    realised_pnl: float = 0.0
-    unrealised_pnl: float = 0.0
-    charges: float = 0.0
-    net_pnl: float = 0.0
-    gross_exposure: float = 0.0
-    orders: int = 0
-    fills: int = 0
-    rejections: int = 0
-    updated_at: float = 0.0
-
-
-class TotalsView(msgspec.Struct, frozen=True, kw_only=True):
-    strategies: int = 0
-    realised_pnl: float = 0.0
-    unrealised_pnl: float = 0.0
-    charges: float = 0.0
-    net_pnl: float = 0.0
-    gross_exposure: float = 0.0
-    orders: int = 0
-    fills: int = 0
-    rejections: int = 0
-    updated_at: float = 0.0
+__all__ = [
+    "PortfolioCacheReader",
+    "PortfolioCacheWriter",
+    "PositionView",
+    "StrategyView",
+    "TotalsView",
+    "parse_strategy",
+    "totals_of",
+]
 
 
 def portfolio_key(strategy: str) -> str:
@@ -136,21 +109,6 @@ def parse_strategy(name: str, raw: Mapping[str, str]) -> StrategyView:
         fills=int(raw.get("fills", 0)),
         rejections=int(raw.get("rejections", 0)),
         updated_at=float(raw.get("updated_at", 0.0)),
-    )
-
-
-def totals_of(views: Sequence[StrategyView]) -> TotalsView:
-    return TotalsView(
-        strategies=len(views),
-        realised_pnl=round(sum(v.realised_pnl for v in views), 2),
-        unrealised_pnl=round(sum(v.unrealised_pnl for v in views), 2),
-        charges=round(sum(v.charges for v in views), 2),
-        net_pnl=round(sum(v.net_pnl for v in views), 2),
-        gross_exposure=round(sum(v.gross_exposure for v in views), 2),
-        orders=sum(v.orders for v in views),
-        fills=sum(v.fills for v in views),
-        rejections=sum(v.rejections for v in views),
-        updated_at=max((v.updated_at for v in views), default=0.0),
     )
 
 

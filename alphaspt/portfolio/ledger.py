@@ -32,6 +32,7 @@ from collections.abc import Iterable
 import msgspec
 
 from alphaspt.core.events import Fill, Order, OrderRejected, RiskDecision
+from alphaspt.core.views import PositionView, StrategyView, TotalsView, money, totals_of
 
 LedgerEvent = Fill | Order | OrderRejected | RiskDecision
 """The events that change a portfolio."""
@@ -39,48 +40,11 @@ LedgerEvent = Fill | Order | OrderRejected | RiskDecision
 STATE_VERSION = 1
 
 
-class PositionSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    """One symbol of a strategy; fields line up with ``alphaspt.core.cache.PositionView``."""
-
-    symbol: str
-    quantity: int
-    avg_price: float
-    last_price: float
-    realised_pnl: float
-    unrealised_pnl: float
-
-
-class PortfolioSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    """One strategy; fields line up with ``alphaspt.core.cache.StrategyView``.
-
-    ``msgspec.convert(msgspec.to_builtins(snap), StrategyView)`` gives the view (``mode``,
-    ``state`` and ``updated_at`` are the caller's to fill in).
-    """
-
-    name: str
-    positions: tuple[PositionSnapshot, ...] = ()
-    realised_pnl: float = 0.0
-    unrealised_pnl: float = 0.0
-    charges: float = 0.0
-    net_pnl: float = 0.0
-    gross_exposure: float = 0.0
-    orders: int = 0
-    fills: int = 0
-    rejections: int = 0
-
-
-class TotalsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    """All strategies summed; fields line up with ``alphaspt.core.cache.TotalsView``."""
-
-    strategies: int = 0
-    realised_pnl: float = 0.0
-    unrealised_pnl: float = 0.0
-    charges: float = 0.0
-    net_pnl: float = 0.0
-    gross_exposure: float = 0.0
-    orders: int = 0
-    fills: int = 0
-    rejections: int = 0
+# The ledger's snapshots are the read model's views (alphaspt.core.views): one shape from
+# the ledger to Redis to the API. ``mode``, ``state`` and ``updated_at`` are the caller's.
+PositionSnapshot = PositionView
+PortfolioSnapshot = StrategyView
+TotalsSnapshot = TotalsView
 
 
 class PositionState(msgspec.Struct, kw_only=True):
@@ -118,8 +82,6 @@ def _check_price(symbol: str, price: float) -> None:
         raise ValueError(f"{symbol}: price must be a positive finite number, got {price!r}")
 
 
-def _money(x: float) -> float:
-    return round(x, 2) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 class Portfolio:
@@ -297,22 +259,22 @@ class Portfolio:
                 quantity=p.quantity,
                 avg_price=round(p.avg_price, 4) + 0.0,
                 last_price=self._marks.get(p.symbol, p.last_fill_price),
-                realised_pnl=_money(p.realised_pnl),
-                unrealised_pnl=_money(self._unrealised(p)),
+                realised_pnl=money(p.realised_pnl),
+                unrealised_pnl=money(self._unrealised(p)),
             )
             for _, p in sorted(self._positions.items())
         )
-        realised = _money(self.realised_pnl)
-        unrealised = _money(self.unrealised_pnl)
-        charges = _money(self._charges)
+        realised = money(self.realised_pnl)
+        unrealised = money(self.unrealised_pnl)
+        charges = money(self._charges)
         return PortfolioSnapshot(
             name=self.strategy,
             positions=positions,
             realised_pnl=realised,
             unrealised_pnl=unrealised,
             charges=charges,
-            net_pnl=_money(realised + unrealised - charges),
-            gross_exposure=_money(self.gross_exposure),
+            net_pnl=money(realised + unrealised - charges),
+            gross_exposure=money(self.gross_exposure),
             orders=self.orders,
             fills=self.fills,
             rejections=self.rejections,
@@ -399,18 +361,7 @@ class Ledger:
 
     def totals(self, snapshots: Iterable[PortfolioSnapshot] | None = None) -> TotalsSnapshot:
         """Sum of the (rounded) strategy snapshots, so totals equal what the views show."""
-        snaps = list(self.snapshots() if snapshots is None else snapshots)
-        return TotalsSnapshot(
-            strategies=len(snaps),
-            realised_pnl=_money(sum(s.realised_pnl for s in snaps)),
-            unrealised_pnl=_money(sum(s.unrealised_pnl for s in snaps)),
-            charges=_money(sum(s.charges for s in snaps)),
-            net_pnl=_money(sum(s.net_pnl for s in snaps)),
-            gross_exposure=_money(sum(s.gross_exposure for s in snaps)),
-            orders=sum(s.orders for s in snaps),
-            fills=sum(s.fills for s in snaps),
-            rejections=sum(s.rejections for s in snaps),
-        )
+        return totals_of(list(self.snapshots() if snapshots is None else snapshots))
 
     def to_json(self) -> bytes:
         return msgspec.json.encode(

@@ -96,12 +96,12 @@ class PortfolioManager(ConfiguredStage):
         views = []
         for snap in self.ledger.snapshots():
             record = self.pipeline.strategies.get(snap.name)
-            extra = {
-                "mode": record.spec.mode.value if record else "Paper",
-                "state": record.spec.desired_state.value if record else "Unknown",
-                "updated_at": now,
-            }
-            views.append(msgspec.convert({**msgspec.to_builtins(snap), **extra}, StrategyView))
+            views.append(msgspec.structs.replace(
+                snap,
+                mode=record.spec.mode.value if record else "Paper",
+                state=record.spec.desired_state.value if record else "Unknown",
+                updated_at=now,
+            ))
         return views
 
     def save_state(self) -> bytes | None:
