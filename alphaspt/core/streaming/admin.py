@@ -82,6 +82,11 @@ def ensure_topics(
                 fut.result(timeout)
                 grown.append(name)
             except KafkaException as exc:
+                if exc.args[0].code() == KafkaError._UNSUPPORTED_FEATURE:
+                    # e.g. tansu: the topic exists and works with the partitions it has.
+                    log.warning("%s keeps %d partitions (wanted %d): the broker cannot add "
+                                "partitions", name, have[name], wanted[name].partitions)
+                    continue
                 raise InfrastructureUnavailable(f"adding partitions to {name}: {exc}") from exc
     if created or grown:
         log.info("topics created=%s grown=%s", created, grown)

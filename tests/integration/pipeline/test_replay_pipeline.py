@@ -114,11 +114,12 @@ def oracle(strategies: dict[str, TradingStrategySpec]) -> Ledger:
     return ledger
 
 
-def wait_for_fills(client: redis.Redis, names: list[str], expected: int, timeout: float
-                   ) -> None:
+def wait_for_fills(client: redis.Redis, names: list[str], expected: int, timeout: float,
+                   up: Any) -> None:
     deadline = time.monotonic() + timeout
     seen = -1
     while time.monotonic() < deadline:
+        assert up.proc.poll() is None, f"alphaspt up exited:\n{up.output()[-3000:]}"
         fills = sum(int(client.hget(f"portfolio:{n}", "fills") or 0) for n in names)
         if fills >= expected and fills == seen:
             return
@@ -142,7 +143,7 @@ def test_replay_through_the_pipeline_gives_the_exact_portfolio(
                 "--speed", str(SPEED))
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        wait_for_fills(client, list(strategies), expected_fills, timeout=240)
+        wait_for_fills(client, list(strategies), expected_fills, timeout=240, up=up)
         time.sleep(2)  # the last ticks' marks
         actual = {n: client.hgetall(f"portfolio:{n}") for n in strategies}
     finally:
