@@ -8,6 +8,7 @@ stopped at the end.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -61,17 +62,21 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(state_dir: Path) -> Iterator[str]:
+    # gc.collect() before stopping: Kafka clients the tests dropped are destroyed while the
+    # broker still answers, instead of reconnecting noisily after the session's summary.
     if KAFKA_KIND == "apache":
         from alphaspt.local.apache_kafka import ApacheKafka
 
         broker = ApacheKafka()
         broker.start()
         yield broker.bootstrap_servers
+        gc.collect()
         broker.stop()
     elif KAFKA_KIND == "tansu":
         tansu = Tansu(state_dir / "tansu")
         tansu.start()
         yield tansu.bootstrap_servers
+        gc.collect()
         tansu.stop()
     else:
         raise pytest.UsageError(f"ALPHASPT_TEST_KAFKA={KAFKA_KIND!r}: use tansu or apache")
