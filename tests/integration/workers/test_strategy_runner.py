@@ -1,0 +1,107 @@
+"""The strategy runner: warm-up without trading on history, state across a restart."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from alphaspt.core.config import Settings
+from alphaspt.core.events import Codec, Features, Signal, Topics, now_ns, stable_id
+from alphaspt.core.specs import RiskProfileSpec, TradingStrategySpec
+from alphaspt.core.streaming import (
+    EventProducer,
+    StreamProcessor,
+    TopicSpec,
+    admin_client,
+    ensure_topics,
+)
+from alphaspt.core.streaming.reader import read_to_end
+from alphaspt.workers.common import ConfigSource, stage_config
+from alphaspt.workers.strategy_runner import StrategyRunner
+
+pytestmark = pytest.mark.integration
+
+PARAMS = {"quantity": 5, "entryZ": 2.0, "exitZ": 0.5, "warmup": 3, "allowShort": True}
+
+
+def features(symbol: str, n: int, z: float, ingest_ts: int) -> Features:
+    return Features(event_id=stable_id("f", symbol, n, ingest_ts), exchange_ts=ingest_ts,
+                    ingest_ts=ingest_ts, symbol=symbol, price=100.0 + z, tick_id=f"t{n}-{z}",
+                    count=n, ret=0.0, ema_fast=100.0, ema_slow=100.0, mean=100.0, std=1.0,
+                    zscore=z, vwap=100.0, volatility=0.01)
+
+
+def signals(settings: Settings, strategy: str) -> list[Signal]:
+    codec = Codec(Signal)
+    return [s for s in (codec.decode(m.value())
+                        for m in read_to_end(settings.kafka, Topics.SIGNALS_GENERATED))
+            if s.strategy == strategy]
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_history_warms_up_without_signals_and_state_survives_a_restart(
+    settings: Settings, configure: Callable[..., None],
+) -> None:
+    name = f"mr-{settings.namespace}"
+    configure({name: TradingStrategySpec(strategy="mean_reversion", params=PARAMS,
+                                         instruments=("INFY",), risk_profile_ref="p")},
+              {"p": RiskProfileSpec()})
+    ensure_topics(admin_client(settings.kafka),
+                  [TopicSpec(Topics.strategy_state(name), 1, {"cleanup.policy": "compact"})])
+    producer = EventProducer(settings.kafka)
+    stale = now_ns() - 3_600 * 10**9  # an hour old: history, never traded on
+    for n, z in enumerate([0.0, 0.1, -0.2, -2.5, 0.0], start=1):
+        producer.send(Topics.FEATURES, "INFY", features("INFY", n, z, stale + n))
+    producer.flush()
+
+    source = ConfigSource(settings.postgres.url.get_secret_value(),  # type: ignore[union-attr]
+                          settings.namespace)
+
+    def start() -> tuple[StrategyRunner, threading.Thread]:
+        runner = StrategyRunner(settings, stage_config(
+            settings, f"strategy-{name}", state_topic=Topics.strategy_state(name)),
+            source, name)
+        thread = threading.Thread(target=runner.run, daemon=True)
+        thread.start()
+        return runner, thread
+
+    def stop(runner: StreamProcessor, thread: threading.Thread) -> None:
+        runner.stop()
+        thread.join(30)
+        assert not thread.is_alive()
+
+    runner, thread = start()
+    try:
+        wait_until(lambda: runner.observed == 5, "history not observed")
+        assert runner.strategy.seen("INFY") == 5 and runner.strategy.targets == {}
+        # A fresh low z-score: warmed up, so it trades at once.
+        producer.send(Topics.FEATURES, "INFY", features("INFY", 6, -2.6, now_ns()))
+        producer.flush()
+        wait_until(lambda: len(signals(settings, name)) == 1, "no live signal")
+        wait_until(lambda: runner.processed >= 6, "batch not committed")
+    finally:
+        stop(runner, thread)
+    assert signals(settings, name)[0].quantity == 5
+
+    # Restart: the target book (+5) comes back from strategy.<name>.state, so a further
+    # low z-score is not bought again, and a high one sells 10 (long 5 -> short 5).
+    runner, thread = start()
+    try:
+        wait_until(lambda: runner.strategy.targets == {"INFY": 5}, "state not restored")
+        producer.send(Topics.FEATURES, "INFY", features("INFY", 7, -2.7, now_ns()))
+        producer.send(Topics.FEATURES, "INFY", features("INFY", 8, 2.4, now_ns()))
+        producer.flush()
+        wait_until(lambda: len(signals(settings, name)) == 2, "no second signal")
+    finally:
+        stop(runner, thread)
+    second = signals(settings, name)[1]
+    assert (second.side.value, second.quantity) == ("SELL", 10)
