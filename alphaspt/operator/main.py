@@ -18,6 +18,7 @@ import kopf
 
 from alphaspt.core.config import Settings
 from alphaspt.operator.handlers import make_registry
+from alphaspt.operator.services import require_connections
 
 
 async def serve(
@@ -46,6 +47,7 @@ async def serve(
 
 def run(settings: Settings) -> None:
     """Blocking entry point of ``alphaspt operator``."""
+    require_connections(settings)  # one clear line, rather than inside kopf's start-up
     if not logging.getLogger().handlers:
         logging.basicConfig(level=settings.log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

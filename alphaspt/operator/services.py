@@ -83,6 +83,15 @@ async def _require_crds(kube: KubeClient) -> None:
             "kubectl apply -f crds/", retry_after=5.0)
 
 
+def require_connections(settings: Settings) -> str:
+    """The PostgreSQL URL, once both servers the operator cannot work without are set."""
+    if settings.postgres.url is None:
+        raise InvalidConfiguration("the operator needs ALPHASPT_POSTGRES__URL")
+    if not settings.kafka.bootstrap_servers:
+        raise InvalidConfiguration("the operator needs ALPHASPT_KAFKA__BOOTSTRAP_SERVERS")
+    return settings.postgres.url.get_secret_value()
+
+
 @dataclass
 class Services:
     kube: KubeClient
@@ -97,14 +106,10 @@ class Services:
     @classmethod
     async def start(cls, settings: Settings, events: EventSink) -> Services:
         """Check the settings, migrate PostgreSQL, create every client (inside the loop)."""
-        if settings.postgres.url is None:
-            raise InvalidConfiguration("the operator needs ALPHASPT_POSTGRES__URL")
-        if not settings.kafka.bootstrap_servers:
-            raise InvalidConfiguration("the operator needs ALPHASPT_KAFKA__BOOTSTRAP_SERVERS")
+        postgres_url = require_connections(settings)
         kube = KubeClient(load_configuration(settings.operator.kubeconfig))
         try:
             await _require_crds(kube)
-            postgres_url = settings.postgres.url.get_secret_value()
             await migrate(postgres_url)
         except BaseException:
             await kube.close()
