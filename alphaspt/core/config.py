@@ -37,6 +37,9 @@ class KafkaConfig(BaseModel):
     sasl_password: SecretStr | None = None
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    fetch_wait_max_ms: int = Field(default=20, ge=0)
+    """How long a broker may hold a fetch for data. Short: every stage hop pays it when the
+    broker waits out the full time (tansu does), and ticks must not wait 0.5 s per hop."""
     session_timeout_ms: int = Field(default=6000, ge=1000)
     """Consumer group session timeout. Short, so a dead stage's partitions move quickly
     (and because tansu holds a group join for about half of it)."""
@@ -46,6 +49,7 @@ class KafkaConfig(BaseModel):
         return {
             **self.client_config(),
             "session.timeout.ms": self.session_timeout_ms,
+            "fetch.wait.max.ms": self.fetch_wait_max_ms,
             "heartbeat.interval.ms": max(500, self.session_timeout_ms // 3),
         }
 
