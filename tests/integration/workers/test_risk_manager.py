@@ -53,7 +53,7 @@ def wait_for(settings: Settings, strategy: str, ids: set[str], timeout: float = 
     raise AssertionError(f"no decision for {ids - set(decisions(settings, strategy))}")
 
 
-def wait_for_price(stage: RiskManager, symbol: str = "INFY") -> None:
+def wait_for_price(stage: RiskManager, symbol: str) -> None:
     """Ticks and signals are different topics: let the price arrive first, as it does in a
     live market where ticks flow continuously."""
     deadline = time.monotonic() + 30
@@ -65,7 +65,12 @@ def wait_for_price(stage: RiskManager, symbol: str = "INFY") -> None:
 def signal(strategy: str, sid: str, qty: int, side: Side = Side.BUY, price: float = 100.0
            ) -> Signal:
     return Signal(event_id=f"{strategy}-{sid}", exchange_ts=now_ns(), strategy=strategy,
-                  symbol="INFY", side=side, quantity=qty, ref_price=price)
+                  symbol=symbol_of(strategy), side=side, quantity=qty, ref_price=price)
+
+
+def symbol_of(strategy: str) -> str:
+    """A symbol of the test's own: market.ticks is shared with the other tests."""
+    return strategy.split("-", 1)[1].upper()
 
 
 def test_limits_and_the_kill_switch_apply_to_the_next_signal(
@@ -74,21 +79,21 @@ def test_limits_and_the_kill_switch_apply_to_the_next_signal(
 ) -> None:
     name = f"s-{settings.namespace}"
     configure(
-        {name: TradingStrategySpec(strategy="momentum", instruments=("INFY",),
+        {name: TradingStrategySpec(strategy="momentum", instruments=(symbol_of(name),),
                                    risk_profile_ref="tight")},
         {"tight": RiskProfileSpec.model_validate({
             "maxOrderQuantity": 50, "maxPositionPerInstrument": 80,
             "tradingWindow": WINDOW})},
     )
     producer = EventProducer(settings.kafka)
-    producer.send(Topics.TICKS, "INFY", Tick(event_id=f"t-{name}", exchange_ts=now_ns(),
-                                             symbol="INFY", price=100.0))
+    producer.send(Topics.TICKS, symbol_of(name), Tick(
+        event_id=f"t-{name}", exchange_ts=now_ns(), symbol=symbol_of(name), price=100.0))
     producer.flush()
     stage = RiskManager(settings, stage_config(settings, "risk-manager"),
                         ConfigSource(settings.postgres.url.get_secret_value(),  # type: ignore[union-attr]
                                      settings.namespace))
     run_stage(stage)
-    wait_for_price(stage)
+    wait_for_price(stage, symbol_of(name))
 
     for s in (signal(name, "ok", 40), signal(name, "oversize", 60),
               signal(name, "position", 50)):
@@ -123,20 +128,20 @@ def test_state_survives_a_restart(
 ) -> None:
     name = f"r-{settings.namespace}"
     configure(
-        {name: TradingStrategySpec(strategy="momentum", instruments=("INFY",),
+        {name: TradingStrategySpec(strategy="momentum", instruments=(symbol_of(name),),
                                    risk_profile_ref="pos")},
         {"pos": RiskProfileSpec.model_validate({"maxPositionPerInstrument": 100,
                                                 "tradingWindow": WINDOW})},
     )
     producer = EventProducer(settings.kafka)
-    producer.send(Topics.TICKS, "INFY", Tick(event_id=f"t-{name}", exchange_ts=now_ns(),
-                                             symbol="INFY", price=100.0))
+    producer.send(Topics.TICKS, symbol_of(name), Tick(
+        event_id=f"t-{name}", exchange_ts=now_ns(), symbol=symbol_of(name), price=100.0))
     producer.flush()
     source = ConfigSource(settings.postgres.url.get_secret_value(),  # type: ignore[union-attr]
                           settings.namespace)
     first = RiskManager(settings, stage_config(settings, "risk-manager"), source)
     run_stage(first)
-    wait_for_price(first)
+    wait_for_price(first, symbol_of(name))
     producer.send(Topics.SIGNALS_GENERATED, name, signal(name, "a", 70))
     producer.flush()
     assert wait_for(settings, name, {f"{name}-a"})[f"{name}-a"].approved

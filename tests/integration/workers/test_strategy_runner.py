@@ -52,15 +52,16 @@ def test_history_warms_up_without_signals_and_state_survives_a_restart(
     settings: Settings, configure: Callable[..., None],
 ) -> None:
     name = f"mr-{settings.namespace}"
+    sym = settings.namespace.upper()  # market.features is shared with other tests
     configure({name: TradingStrategySpec(strategy="mean_reversion", params=PARAMS,
-                                         instruments=("INFY",), risk_profile_ref="p")},
+                                         instruments=(sym,), risk_profile_ref="p")},
               {"p": RiskProfileSpec()})
     ensure_topics(admin_client(settings.kafka),
                   [TopicSpec(Topics.strategy_state(name), 1, {"cleanup.policy": "compact"})])
     producer = EventProducer(settings.kafka)
     stale = now_ns() - 3_600 * 10**9  # an hour old: history, never traded on
     for n, z in enumerate([0.0, 0.1, -0.2, -2.5, 0.0], start=1):
-        producer.send(Topics.FEATURES, "INFY", features("INFY", n, z, stale + n))
+        producer.send(Topics.FEATURES, sym, features(sym, n, z, stale + n))
     producer.flush()
 
     source = ConfigSource(settings.postgres.url.get_secret_value(),  # type: ignore[union-attr]
@@ -82,9 +83,9 @@ def test_history_warms_up_without_signals_and_state_survives_a_restart(
     runner, thread = start()
     try:
         wait_until(lambda: runner.observed == 5, "history not observed")
-        assert runner.strategy.seen("INFY") == 5 and runner.strategy.targets == {}
+        assert runner.strategy.seen(sym) == 5 and runner.strategy.targets == {}
         # A fresh low z-score: warmed up, so it trades at once.
-        producer.send(Topics.FEATURES, "INFY", features("INFY", 6, -2.6, now_ns()))
+        producer.send(Topics.FEATURES, sym, features(sym, 6, -2.6, now_ns()))
         producer.flush()
         wait_until(lambda: len(signals(settings, name)) == 1, "no live signal")
         wait_until(lambda: runner.processed >= 6, "batch not committed")
@@ -96,9 +97,9 @@ def test_history_warms_up_without_signals_and_state_survives_a_restart(
     # low z-score is not bought again, and a high one sells 10 (long 5 -> short 5).
     runner, thread = start()
     try:
-        wait_until(lambda: runner.strategy.targets == {"INFY": 5}, "state not restored")
-        producer.send(Topics.FEATURES, "INFY", features("INFY", 7, -2.7, now_ns()))
-        producer.send(Topics.FEATURES, "INFY", features("INFY", 8, 2.4, now_ns()))
+        wait_until(lambda: runner.strategy.targets == {sym: 5}, "state not restored")
+        producer.send(Topics.FEATURES, sym, features(sym, 7, -2.7, now_ns()))
+        producer.send(Topics.FEATURES, sym, features(sym, 8, 2.4, now_ns()))
         producer.flush()
         wait_until(lambda: len(signals(settings, name)) == 2, "no second signal")
     finally:
