@@ -1,0 +1,60 @@
+"""`alphaspt up` as a user runs it: embedded servers, output, clean exit, nothing left."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from alphaspt.local.process import free_port, port_open
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def processes_under(directory: Path) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(directory) in cmdline:
+            found.append(cmdline[:120])
+    return found
+
+
+def test_up_for_seconds_runs_everything_and_leaves_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ALPHASPT_")},
+        "ALPHASPT_LOCAL__STATE_DIR": str(state),
+        "ALPHASPT_API__PORT": str(port),
+        "ALPHASPT_SETTINGS_FILE": "/nonexistent.toml",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "alphaspt", "up", "--for", "30"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False,
+    )
+    elapsed = time.monotonic() - started
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    for server in ("postgres", "redis", "kafka"):
+        assert re.search(rf"^{server}\s+\S+://|^{server}\s+127\.0\.0\.1:\d+", out, re.M), out
+    assert f"dashboard  http://127.0.0.1:{port}/#token=" in out
+    assert "ready in" in out and "stopped" in out
+    assert re.search(r"status\s+orders \d+, fills [1-9]\d*", out), "no fills reached Redis"
+    assert 30 <= elapsed < 90
+    assert "exited with code" not in out, out
+    assert processes_under(state) == []
+    # Every server and the API port it printed is closed again (tansu's command line does
+    # not name the state directory, so check its port too).
+    ports = {int(m) for m in re.findall(r"127\.0\.0\.1:(\d+)", out)}
+    assert port in ports and len(ports) >= 4, out
+    assert [p for p in ports if port_open("127.0.0.1", p)] == []
