@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 from alphaspt.core.cache import PositionView, StrategyView, TotalsView
@@ -35,14 +36,8 @@ class Position(BaseModel):
 
     @classmethod
     def of(cls, view: PositionView) -> Position:
-        return cls(
-            symbol=view.symbol,
-            quantity=view.quantity,
-            avg_price=view.avg_price,
-            last_price=view.last_price,
-            realised_pnl=view.realised_pnl,
-            unrealised_pnl=view.unrealised_pnl,
-        )
+        """The API's model of the read model's view: the same fields, validated."""
+        return cls.model_validate(msgspec.to_builtins(view))
 
 
 class Strategy(BaseModel):
@@ -66,21 +61,8 @@ class Strategy(BaseModel):
 
     @classmethod
     def of(cls, view: StrategyView) -> Strategy:
-        return cls(
-            name=view.name,
-            mode=view.mode,
-            state=view.state,
-            positions=[Position.of(p) for p in view.positions],
-            realised_pnl=view.realised_pnl,
-            unrealised_pnl=view.unrealised_pnl,
-            charges=view.charges,
-            net_pnl=view.net_pnl,
-            gross_exposure=view.gross_exposure,
-            orders=view.orders,
-            fills=view.fills,
-            rejections=view.rejections,
-            updated_at=view.updated_at,
-        )
+        """The API's model of the read model's view: the same fields, validated."""
+        return cls.model_validate(msgspec.to_builtins(view))
 
 
 class StrategyList(BaseModel):
@@ -121,18 +103,8 @@ class Portfolio(BaseModel):
 
     @classmethod
     def of(cls, view: TotalsView) -> Portfolio:
-        return cls(
-            strategies=view.strategies,
-            realised_pnl=view.realised_pnl,
-            unrealised_pnl=view.unrealised_pnl,
-            charges=view.charges,
-            net_pnl=view.net_pnl,
-            gross_exposure=view.gross_exposure,
-            orders=view.orders,
-            fills=view.fills,
-            rejections=view.rejections,
-            updated_at=view.updated_at,
-        )
+        """The API's model of the read model's view: the same fields, validated."""
+        return cls.model_validate(msgspec.to_builtins(view))
 
 
 class OrderRecord(BaseModel):
