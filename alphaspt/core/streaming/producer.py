@@ -41,7 +41,7 @@ class EventProducer:
     """An idempotent producer of events with delivery reports; ``flush`` raises on loss."""
 
     def __init__(self, kafka: KafkaConfig, **extra: Any) -> None:
-        self._producer = Producer(
+        self._producer: Producer | None = Producer(
             {
                 **kafka.client_config(),
                 "enable.idempotence": True,
@@ -57,17 +57,23 @@ class EventProducer:
 
     def send_raw(self, topic: str, key: str | bytes | None, value: bytes | None,
                  headers: list[tuple[str, str | bytes | None]] | None = None) -> None:
+        producer = self._client()
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, headers=headers,
-                                       on_delivery=self.delivery)
+                producer.produce(topic, value=value, key=key, headers=headers,
+                                 on_delivery=self.delivery)
                 break
             except BufferError:
-                self._producer.poll(0.05)
-        self._producer.poll(0)
+                producer.poll(0.05)
+        producer.poll(0)
+
+    def _client(self) -> Producer:
+        if self._producer is None:
+            raise RuntimeError("producer used after close()")
+        return self._producer
 
     def flush(self, timeout: float = 30.0) -> None:
-        remaining = self._producer.flush(timeout)
+        remaining = self._client().flush(timeout)
         failures = self.delivery.take_failures()
         if remaining or failures:
             raise InfrastructureUnavailable(
@@ -75,4 +81,10 @@ class EventProducer:
             )
 
     def close(self) -> None:
-        self._producer.flush(10)
+        """Deliver what is queued (10 s at most), then release the client, so its
+        connections close now rather than whenever the object is collected."""
+        producer = self._producer
+        if producer is None:
+            return
+        producer.flush(10)
+        self._producer = None
