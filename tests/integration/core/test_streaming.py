@@ -54,18 +54,21 @@ def test_sigkill_mid_batch_then_restart_produces_each_output_exactly_once(
     feed(producer, src, N)
     args = (src, dst, f"eos-{unique}", f"eos-tx-{unique}")
 
-    # First run: slow processing (10 ms per message, 50 per batch: 0.5 s transactions),
-    # killed without warning while a transaction is open.
-    first = spawn(kafka, *args, "0.01", state)
-    time.sleep(6.0)
-    assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
+    # First run: it stalls inside the transaction of the batch that reaches 300 inputs,
+    # after producing that batch's outputs; killed there without warning.
+    first = spawn(kafka, *args, "0", state, "300")
+    deadline = time.monotonic() + 60
+    while True:
+        assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
+        assert time.monotonic() < deadline, "the stage never reached its stall"
+        partial = read_all(dst, expect=1, timeout=10, settle=0.5)
+        uncommitted = read_all(dst, expect=1, timeout=10, committed=False, settle=0.5)
+        if len(uncommitted) > len(partial):
+            break
+        time.sleep(0.5)
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
-
-    partial = read_all(dst, expect=1, timeout=20, settle=1.0)
     assert 0 < len(partial) < N, "the kill must land mid-stream"
-    uncommitted = read_all(dst, expect=1, timeout=20, committed=False, settle=1.0)
-    assert len(uncommitted) > len(partial), "the kill must land inside an open transaction"
 
     # Second run to completion: the new producer fences the dead one's transaction.
     second = spawn(kafka, *args, "0", state)
