@@ -33,21 +33,17 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
-from alphaspt.core.views import PositionView, StrategyView, TotalsView, totals_of
+from alphaspt.core.views import (
+    SUMMARY_FIELDS,
+    PositionView,
+    StrategyView,
+    TotalsView,
+    totals_of,
+)
 
 UPDATES_CHANNEL: Final = "alphaspt:updates"
 RECENT_LIMIT: Final = 1000
 PNL_POINTS_LIMIT: Final = 2000
-SUMMARY_FIELDS: Final = (
-    "realised_pnl",
-    "unrealised_pnl",
-    "charges",
-    "net_pnl",
-    "gross_exposure",
-    "orders",
-    "fills",
-    "rejections",
-)
 
 __all__ = [
     "PortfolioCacheReader",

@@ -8,6 +8,7 @@ and the API. Money is rounded to paise by whoever builds a view.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 import msgspec
 
@@ -21,33 +22,32 @@ class PositionView(msgspec.Struct, frozen=True, kw_only=True):
     unrealised_pnl: float
 
 
-class StrategyView(msgspec.Struct, frozen=True, kw_only=True):
+class Summary(msgspec.Struct, frozen=True, kw_only=True):
+    """The P&L and counts a strategy and the totals both carry."""
+
+    realised_pnl: float = 0.0
+    unrealised_pnl: float = 0.0
+    charges: float = 0.0
+    net_pnl: float = 0.0
+    gross_exposure: float = 0.0
+    orders: int = 0
+    fills: int = 0
+    rejections: int = 0
+    updated_at: float = 0.0
+
+
+SUMMARY_FIELDS: Final = tuple(f for f in Summary.__struct_fields__ if f != "updated_at")
+
+
+class StrategyView(Summary, frozen=True, kw_only=True):
     name: str
     mode: str = "Paper"
     state: str = "Running"
     positions: tuple[PositionView, ...] = ()
-    realised_pnl: float = 0.0
-    unrealised_pnl: float = 0.0
-    charges: float = 0.0
-    net_pnl: float = 0.0
-    gross_exposure: float = 0.0
-    orders: int = 0
-    fills: int = 0
-    rejections: int = 0
-    updated_at: float = 0.0
 
 
-class TotalsView(msgspec.Struct, frozen=True, kw_only=True):
+class TotalsView(Summary, frozen=True, kw_only=True):
     strategies: int = 0
-    realised_pnl: float = 0.0
-    unrealised_pnl: float = 0.0
-    charges: float = 0.0
-    net_pnl: float = 0.0
-    gross_exposure: float = 0.0
-    orders: int = 0
-    fills: int = 0
-    rejections: int = 0
-    updated_at: float = 0.0
 
 
 def money(x: float) -> float:
