@@ -16,7 +16,8 @@ Layout (all keys under an optional prefix, default none):
 ``strategies`` (set): strategy names present.
 ``orders:recent`` and ``orders:recent:<strategy>`` (lists, newest first, capped):
     JSON order/fill records.
-``rejections:recent`` (list, newest first, capped): JSON risk rejections.
+``rejections:recent`` and ``rejections:recent:<strategy>`` (lists, newest first, capped):
+    JSON risk rejections.
 ``pnl:<strategy>`` (list, oldest first, capped): JSON ``{"t": epoch_s, "pnl": net}``
     points for the live chart.
 Channel ``alphaspt:updates``: JSON ``{"type": "portfolio"|"order"|"rejection", ...}``.
@@ -108,6 +109,11 @@ def parse_strategy(name: str, raw: Mapping[str, str]) -> StrategyView:
     )
 
 
+def _recent_key(kind: str) -> str:
+    """The capped list of a record kind: rejections apart, orders and fills together."""
+    return "rejections:recent" if kind == "rejection" else "orders:recent"
+
+
 class PortfolioCacheWriter:
     """Synchronous writer used by the portfolio manager (a sync Kafka loop)."""
 
@@ -147,13 +153,10 @@ class PortfolioCacheWriter:
         """Append an order/fill (``kind='order'``) or a rejection to the recent lists."""
         body = json.dumps({"type": kind, "strategy": strategy, **record})
         pipe = self._r.pipeline(transaction=True)
-        if kind == "rejection":
-            pipe.lpush("rejections:recent", body)
-            pipe.ltrim("rejections:recent", 0, RECENT_LIMIT - 1)
-        else:
-            for key in ("orders:recent", f"orders:recent:{strategy}"):
-                pipe.lpush(key, body)
-                pipe.ltrim(key, 0, RECENT_LIMIT - 1)
+        base = _recent_key(kind)
+        for key in (base, f"{base}:{strategy}"):
+            pipe.lpush(key, body)
+            pipe.ltrim(key, 0, RECENT_LIMIT - 1)
         pipe.publish(UPDATES_CHANNEL, body)
         pipe.execute()
 
@@ -191,16 +194,11 @@ class PortfolioCacheReader:
 
     async def recent(self, kind: str, strategy: str | None, offset: int, limit: int
                      ) -> tuple[int, list[dict[str, Any]]]:
-        if kind == "rejection":
-            key = "rejections:recent"
-        else:
-            key = f"orders:recent:{strategy}" if strategy else "orders:recent"
+        base = _recent_key(kind)
+        key = f"{base}:{strategy}" if strategy else base
         total = int(await self._r.llen(key))
         raw = await self._r.lrange(key, offset, offset + limit - 1)
-        items = [json.loads(r) for r in raw]
-        if kind == "rejection" and strategy:
-            items = [i for i in items if i.get("strategy") == strategy]
-        return total, items
+        return total, [json.loads(r) for r in raw]
 
     async def pnl_history(self, strategy: str, limit: int = PNL_POINTS_LIMIT
                           ) -> list[dict[str, float]]:

@@ -8,7 +8,7 @@ from alphaspt.api.metrics import ApiMetrics
 from alphaspt.api.models import Page, RejectionRecord
 from alphaspt.api.routers import API_PREFIX
 from alphaspt.api.routers.records import DEFAULT_LIMIT, Limit, Offset, StrategyFilter, validated
-from alphaspt.core.cache import RECENT_LIMIT, PortfolioCacheReader
+from alphaspt.core.cache import PortfolioCacheReader
 
 
 def rejections_router(reader: PortfolioCacheReader, metrics: ApiMetrics) -> APIRouter:
@@ -20,17 +20,7 @@ def rejections_router(reader: PortfolioCacheReader, metrics: ApiMetrics) -> APIR
         offset: Offset = 0,
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[RejectionRecord]:
-        if strategy is None:
-            total, raw = await reader.recent("rejection", None, offset, limit)
-        else:
-            # One capped list holds every strategy's rejections: filter all of it, then
-            # page, so that ``total`` and the pages are those of the filtered list.
-            _, everything = await reader.recent("rejection", None, 0, RECENT_LIMIT)
-            matching = [
-                r for r in everything
-                if isinstance(r, dict) and r.get("strategy") == strategy
-            ]
-            total, raw = len(matching), matching[offset:offset + limit]
+        total, raw = await reader.recent("rejection", strategy, offset, limit)
         items = validated(RejectionRecord, raw, "rejection", metrics)
         return Page[RejectionRecord](total=total, offset=offset, limit=limit, items=items)
 
