@@ -46,3 +46,8 @@ class UnknownStrategy(InvalidConfiguration):
 
 class ServerStartError(AlphasptError):
     """An embedded server (PostgreSQL, Redis, Kafka) failed to start."""
+
+
+class StateTooLarge(PermanentFailure):
+    """A stage's state value outgrew its bound: a bug in that stage's bounds. The stage
+    stops (and says which key) rather than write a record the broker would refuse."""

@@ -90,6 +90,10 @@ class _PaperState(msgspec.Struct, kw_only=True):
     orders: list[_PaperOrder] = msgspec.field(default_factory=list)
 
 
+_ORDER_ENCODER = msgspec.json.Encoder()
+_ORDER_DECODER = msgspec.json.Decoder(_PaperOrder)
+
+
 class PaperBroker:
     """The paper :class:`~alphaspt.brokers.base.Broker`."""
 
@@ -145,8 +149,9 @@ class PaperBroker:
     def open_orders(self) -> list[BrokerOrder]:
         return [po.view() for po in self._orders.values() if po.status is BrokerOrderStatus.OPEN]
 
-    def on_tick(self, tick: Tick) -> list[Fill | OrderRejected]:
-        """Fill the open orders of ``tick.symbol`` that this tick executes, oldest first."""
+    def on_tick(self, tick: Tick, *, only: str | None = None) -> list[Fill | OrderRejected]:
+        """Fill the open orders of ``tick.symbol`` that this tick executes, oldest first
+        (``only``: just the order with that client id)."""
         if not (math.isfinite(tick.price) and tick.price > 0):
             raise ValueError(f"tick {tick.event_id}: price must be positive, got {tick.price!r}")
         ids = self._open.get(tick.symbol)
@@ -159,7 +164,7 @@ class PaperBroker:
             po = self._orders[cid]
             fill_price = (
                 self._execution_price(po.order, price)
-                if tick.exchange_ts > po.order.exchange_ts
+                if tick.exchange_ts > po.order.exchange_ts and (only is None or only == cid)
                 else None
             )
             if fill_price is None:
@@ -228,6 +233,34 @@ class PaperBroker:
             charges=charges,
             signal_exchange_ts=order.exchange_ts,
         )
+
+    # ---- per-key state (the trading engine's changelog) ------------------------------
+
+    def export(self, client_order_id: str) -> bytes | None:
+        """One order's book entry as JSON (``None`` if the book has none)."""
+        po = self._orders.get(client_order_id)
+        return None if po is None else _ORDER_ENCODER.encode(po)
+
+    def load(self, data: bytes) -> str:
+        """Add one :meth:`export`-ed entry; returns its client id."""
+        po = _ORDER_DECODER.decode(data)
+        cid = po.order.client_order_id
+        self._orders[cid] = po
+        if po.status is BrokerOrderStatus.OPEN:
+            ids = self._open.setdefault(po.order.symbol, [])
+            if cid not in ids:
+                ids.append(cid)
+                ids.sort(key=lambda c: (self._orders[c].order.exchange_ts, c))
+        return cid
+
+    def forget_finished(self, before_ts: int) -> list[str]:
+        """Forget finished orders placed before ``before_ts`` (their day is over, so no
+        signal of theirs can come again); returns their client ids."""
+        gone = [cid for cid, po in self._orders.items()
+                if po.status is not BrokerOrderStatus.OPEN and po.order.exchange_ts < before_ts]
+        for cid in gone:
+            del self._orders[cid]
+        return gone
 
     # ---- state --------------------------------------------------------------------
 

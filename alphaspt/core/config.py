@@ -156,6 +156,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     namespace: str = "default"
+    clock: Literal["wall", "event"] = "wall"
+    """What decides time-based rules (order rates, trading window, staleness, the day):
+    ``wall`` for live and mock trading, where rate limits are real seconds; ``event`` (the
+    events' exchange timestamps) for replays and backtests, so a run's decisions do not
+    depend on how fast, or with how many restarts, it was processed."""
     kafka: KafkaConfig = KafkaConfig()
     postgres: PostgresConfig = PostgresConfig()
     redis: RedisConfig = RedisConfig()

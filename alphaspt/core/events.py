@@ -45,8 +45,22 @@ class Topics:
     ORDERS_FILLED: Final = "orders.filled"
     ORDERS_REJECTED: Final = "orders.rejected"
     CONTROL: Final = "control.commands"
-    STATE: Final = "alphaspt.state"
-    """Compacted: shared stages' state snapshots, keyed by stage (see StreamProcessor)."""
+    CHANGELOG_CONFIG: Final = {
+        "cleanup.policy": "compact",
+        # A record lives an hour before compaction may drop it: a restore always follows a
+        # crash within seconds, long before an orphaned value could shadow a committed one.
+        "min.compaction.lag.ms": "3600000",
+        "segment.ms": "3600000",
+    }
+    """Config of every changelog topic (see ``alphaspt.core.streaming.changelog``)."""
+    CHANGELOG_STAGES: Final = {
+        "feature-engine": True,
+        "risk-manager": False,
+        "trading-engine": False,
+        "portfolio-manager": False,
+    }
+    """The shared stages that keep state: stage → co-partitioned (one changelog partition
+    per input partition, replicas split them) or single-task (one partition, one replica)."""
 
     ALL: Final = (
         TICKS,
@@ -65,8 +79,13 @@ class Topics:
         return f"{topic}.dlq"
 
     @staticmethod
+    def changelog(stage: str) -> str:
+        """Compacted: a shared stage's per-key state, one partition per task."""
+        return f"alphaspt.{stage}.changelog"
+
+    @staticmethod
     def strategy_state(strategy: str) -> str:
-        """Compacted: a strategy runner's state snapshots."""
+        """Compacted: a strategy runner's per-key state (its changelog)."""
         return f"strategy.{strategy}.state"
 
 

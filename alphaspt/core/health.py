@@ -8,11 +8,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from alphaspt.core.config import MetricsConfig
 
@@ -22,6 +23,16 @@ MESSAGES = Counter(
 )
 ABORTS = Counter(
     "alphaspt_stage_transactions_aborted_total", "Transactions aborted and retried", ["stage"],
+)
+CHECKPOINTS = Counter(
+    "alphaspt_stage_checkpoints_total", "Checkpoints (outputs, state and offsets durable)",
+    ["stage"],
+)
+LAG = Gauge(
+    "alphaspt_stage_consumer_lag", "Input messages not yet consumed by a stage", ["stage"],
+)
+STATE_BYTES = Gauge(
+    "alphaspt_stage_state_bytes_written", "Bytes a stage wrote to its changelog", ["stage"],
 )
 BATCH_SECONDS = Histogram(
     "alphaspt_stage_batch_seconds", "Time to process and commit one batch", ["stage"],
@@ -33,7 +44,18 @@ class Health:
     def __init__(self, stale_after: float = 60.0) -> None:
         self.stale_after = stale_after
         self.ready = False
+        self.reason: str | None = None
+        """Why the worker is not making progress (``None``: it is)."""
+        self.lag = 0
         self._last = time.monotonic()
+
+    def fail(self, reason: str | None) -> None:
+        """Report a failure to make progress (``None`` clears it); /readyz follows."""
+        self.reason = reason
+
+    @property
+    def ok(self) -> bool:
+        return self.ready and self.alive and self.reason is None
 
     def beat(self) -> None:
         self._last = time.monotonic()
@@ -50,8 +72,14 @@ def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
                 self._send(200 if health.alive else 503, b"ok\n" if health.alive else
                            b"loop stalled\n")
             elif self.path == "/readyz":
-                ok = health.ready and health.alive
-                self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+                ok = health.ok
+                why = health.reason or ("loop stalled" if not health.alive else "starting")
+                self._send(200 if ok else 503,
+                           b"ready\n" if ok else f"not ready: {why}\n".encode())
+            elif self.path == "/status":
+                body = json.dumps({"ready": health.ok, "reason": health.reason,
+                                   "lag": health.lag, "alive": health.alive}).encode()
+                self._send(200, body, "application/json")
             elif self.path == "/metrics":
                 self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
             else:

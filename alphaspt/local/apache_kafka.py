@@ -31,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from alphaspt.local.process import free_port, tail
+
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
     "ApacheKafka",
@@ -136,24 +138,15 @@ def _find_java() -> str:
     raise KafkaNotInstalledError("java not found on PATH (Apache Kafka 4.x needs Java 17+)")
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _random_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
 
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return "<no log>"
-    return "\n".join(text.splitlines()[-lines:])
+    Never starting with ``-``: StorageTool would read such an id as an option (about one
+    start in 64 failed that way)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 class ApacheKafka:
@@ -220,8 +213,8 @@ class ApacheKafka:
         """The last lines of the broker log and of the JVM's own stdout/stderr."""
         if self.workdir is None:
             return "<not started>"
-        console = _tail(self.workdir / "logs" / "console.log", lines)
-        return f"--- server.log ---\n{_tail(self.log_path, lines)}\n--- console ---\n{console}"
+        console = tail(self.workdir / "logs" / "console.log", lines)
+        return f"--- server.log ---\n{tail(self.log_path, lines)}\n--- console ---\n{console}"
 
     def start(self) -> ApacheKafka:
         """Format storage, launch the JVM and wait until the broker serves metadata."""
@@ -326,14 +319,29 @@ class ApacheKafka:
             props[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return props
 
-    def _launch(self, java: str, libs: Path) -> None:
+    def restart(self) -> None:
+        """Start the broker again after it died: same ports, same data (nothing is lost
+        that it had acknowledged)."""
+        if self.workdir is None or self.port is None:
+            raise RuntimeError("ApacheKafka.restart() needs a broker that was started")
+        if self._process is not None and self._process.poll() is None:
+            return
+        if self._stdout is not None:
+            self._stdout.close()
+            self._stdout = None
+        libs = self._libs_dir if self._libs_dir is not None else find_kafka_libs()
+        self._launch(self._java or _find_java(), libs, keep_ports=True)
+        self._wait_ready()
+
+    def _launch(self, java: str, libs: Path, *, keep_ports: bool = False) -> None:
         assert self.workdir is not None
-        self.port = _free_port(self.host)
-        self.controller_port = _free_port(self.host)
-        while self.controller_port == self.port:
-            self.controller_port = _free_port(self.host)
+        if not keep_ports or self.port is None or self.controller_port is None:
+            self.port = free_port(self.host)
+            self.controller_port = free_port(self.host)
+            while self.controller_port == self.port:
+                self.controller_port = free_port(self.host)
         logs = self.workdir / "logs"
-        logs.mkdir()
+        logs.mkdir(exist_ok=True)
         config = self.workdir / "server.properties"
         config.write_text(
             "".join(f"{k}={v}\n" for k, v in self.server_properties().items()), encoding="utf-8"
@@ -376,7 +384,7 @@ class ApacheKafka:
             raise KafkaStartError(
                 f"kafka StorageTool format failed (exit {fmt.returncode}):\n{output[-4000:]}"
             )
-        stdout = open(logs / "console.log", "wb")  # noqa: SIM115 - closed in stop()
+        stdout = open(logs / "console.log", "ab")  # noqa: SIM115 - closed in stop()
         self._stdout = stdout
         self._process = subprocess.Popen(
             [*base, "kafka.Kafka", str(config)],

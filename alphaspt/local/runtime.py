@@ -35,6 +35,7 @@ from alphaspt.core.events import Command, Control, Topics, now_ns, stable_id
 from alphaspt.core.specs import Manifest
 from alphaspt.core.streaming import EventProducer, TopicSpec, admin_client, ensure_topics
 from alphaspt.exceptions import InvalidConfiguration, ServerStartError
+from alphaspt.local.apache_kafka import ApacheKafka
 from alphaspt.local.process import ManagedProcess, port_open
 from alphaspt.local.servers import EmbeddedPostgres, EmbeddedRedis, Tansu
 from alphaspt.operator.planning import Plan, PlanConfig, WorkerSpec, plan, resources_from_manifests
@@ -43,6 +44,12 @@ from alphaspt.workers import SHARED_STAGES
 
 class _Server(Protocol):
     name: str
+    restartable: bool
+
+    @property
+    def running(self) -> bool: ...
+
+    def restart(self) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -107,7 +114,8 @@ class UpOptions:
     feed: str = "mock"
     replay: Path | None = None
     speed: float | None = None
-    max_backoff: float = 30.0
+    max_backoff: float = 2.0
+    """A crashed worker is back within this many seconds (first restart after 0.25 s)."""
     report_every: float = 10.0
     """Seconds between progress lines (0: none)."""
 
@@ -124,6 +132,7 @@ class LocalRuntime:
         self._stop = False
         self.urls: dict[str, str] = {}
         self.token = ""
+        self.exit_code = 0
 
     # -- entry point ---------------------------------------------------------------------
 
@@ -149,7 +158,7 @@ class LocalRuntime:
             self._supervise(started)
         finally:
             self._shutdown()
-        return 0
+        return self.exit_code
 
     def _install_signal_handlers(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
@@ -203,8 +212,6 @@ class LocalRuntime:
         self.out(f"{'kafka':9s} starting {kind} ...")
         t0 = time.monotonic()
         if kind == "apache":
-            from alphaspt.local.apache_kafka import ApacheKafka
-
             apache = ApacheKafka()
             try:
                 apache.start()
@@ -277,6 +284,8 @@ class LocalRuntime:
             "ALPHASPT_API__PORT": str(self.settings.api.port),
             "ALPHASPT_NAMESPACE": self.settings.namespace,
             "ALPHASPT_LOG_LEVEL": self.settings.log_level,
+            # A replay decides on its events' own time, so restarts cannot change it.
+            "ALPHASPT_CLOCK": "event" if self.options.feed == "replay" else self.settings.clock,
             "ALPHASPT_SETTINGS_FILE": os.environ.get("ALPHASPT_SETTINGS_FILE",
                                                      "config/settings.toml"),
             "PYTHONUNBUFFERED": "1",
@@ -342,6 +351,9 @@ class LocalRuntime:
             if self.options.report_every > 0 and now >= next_report:
                 self._report(client)
                 next_report = now + self.options.report_every
+            self._check_servers()
+            if self._stop:
+                break
             for child in self.children:
                 proc = child.process
                 if proc is not None and proc.proc is not None and proc.proc.poll() is not None:
@@ -351,15 +363,37 @@ class LocalRuntime:
                     child.exits.append(code)
                     if now - child.started_at > 60:
                         child.restarts = 0  # it ran a good while: start the back-off over
-                    delay = min(self.options.max_backoff, 2.0 ** child.restarts)
+                    delay = min(self.options.max_backoff, 0.25 * 2.0 ** child.restarts)
                     child.restarts += 1
                     child.next_start = now + delay
                     self.out(f"worker    {child.name} exited with code {code}; restarting in "
-                             f"{delay:.0f} s (log: {child.log_path})")
+                             f"{delay:.2g} s (log: {child.log_path})")
                 elif child.process is None and now >= child.next_start:
                     child.start()
                     self.out(f"worker    {child.name} restarted")
             time.sleep(0.2)
+
+    def _check_servers(self) -> None:
+        """Restart an embedded server that died (same port, same data); stop with a
+        non-zero exit when it cannot come back whole."""
+        for server in self.servers:
+            if server.running:
+                continue
+            if not server.restartable:
+                self.out(f"server    {server.name} died and cannot be restarted without "
+                         f"losing every topic; stopping (exit 3)")
+                self.exit_code = 3
+                self._stop = True
+                return
+            self.out(f"server    {server.name} died; restarting it")
+            try:
+                server.restart()
+            except ServerStartError as exc:
+                self.out(f"server    {server.name} did not come back: {exc}; stopping (exit 3)")
+                self.exit_code = 3
+                self._stop = True
+                return
+            self.out(f"server    {server.name} is back")
 
     # -- shutdown ------------------------------------------------------------------------
 
@@ -382,9 +416,20 @@ class LocalRuntime:
 
 class _ApacheServer:
     name = "kafka (apache)"
+    restartable = True
 
-    def __init__(self, broker: object) -> None:
+    def __init__(self, broker: ApacheKafka) -> None:
         self._broker = broker
 
+    @property
+    def running(self) -> bool:
+        return self._broker.is_running
+
+    def restart(self) -> None:
+        try:
+            self._broker.restart()
+        except RuntimeError as exc:
+            raise ServerStartError(str(exc)) from exc
+
     def stop(self) -> None:
-        self._broker.stop()  # type: ignore[attr-defined]
+        self._broker.stop()

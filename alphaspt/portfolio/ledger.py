@@ -17,8 +17,10 @@ Rules (net position per symbol, intraday):
 - **Net P&L** = realised + unrealised - charges; **gross exposure** = Σ |qty| x last.
 - **Idempotence**: a fill whose ``trade_id`` was already applied changes nothing; an order
   counts once per ``client_order_id``; a rejection counts once per signal (a signal is
-  rejected at most once, by the risk manager or by the broker). The sets of seen ids are
-  part of the saved state, so a restart followed by a redelivery double counts nothing.
+  rejected at most once, by the risk manager or by the broker). The seen ids are part of
+  the saved state, each with the IST day of its event, so a restart followed by a
+  redelivery double counts nothing; :meth:`Ledger.prune` forgets the ids of days that are
+  over (the counts stay), which bounds them by one day's events.
 
 Snapshots round money to paise and average prices to 4 decimals; the internal state keeps
 full precision, so rounding never compounds.
@@ -31,6 +33,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from alphaspt.core.clock import ist_day
 from alphaspt.core.events import Fill, Order, OrderRejected, RiskDecision
 from alphaspt.core.views import PositionView, StrategyView, TotalsView, money, totals_of
 
@@ -69,12 +72,25 @@ class PortfolioState(msgspec.Struct, kw_only=True):
     trade_ids: list[str] = msgspec.field(default_factory=list)
     order_ids: list[str] = msgspec.field(default_factory=list)
     rejected_signal_ids: list[str] = msgspec.field(default_factory=list)
+    counts: tuple[int, int, int] | None = None
+    """(orders, fills, rejections) ever; ``None``: the lengths of the id lists."""
 
+
+class PortfolioBook(msgspec.Struct, kw_only=True):
+    """A portfolio without its seen ids: the value of ``pf/<strategy>`` in the changelog."""
+
+    strategy: str
+    positions: list[PositionState]
+    charges: float
+    counts: tuple[int, int, int]
 
 class LedgerState(msgspec.Struct, kw_only=True):
     v: int = STATE_VERSION
     marks: dict[str, float] = msgspec.field(default_factory=dict)
     portfolios: list[PortfolioState] = msgspec.field(default_factory=list)
+
+
+_ENCODER = msgspec.json.Encoder()
 
 
 def _check_price(symbol: str, price: float) -> None:
@@ -94,9 +110,13 @@ class Portfolio:
         self._positions: dict[str, PositionState] = {}
         self._marks: dict[str, float] = {}
         self._charges = 0.0
-        self._trade_ids: set[str] = set()
-        self._order_ids: set[str] = set()
-        self._rejected: set[str] = set()
+        self._trade_ids: dict[str, int] = {}
+        self._order_ids: dict[str, int] = {}
+        self._rejected: dict[str, int] = {}
+        """Seen id → IST day of its event."""
+        self._orders = 0
+        self._fills = 0
+        self._rejections = 0
 
     # ---- events -------------------------------------------------------------------
 
@@ -152,7 +172,8 @@ class Portfolio:
         fill_charges = fill.charges.total
         pos.charges += fill_charges
         self._charges += fill_charges
-        self._trade_ids.add(fill.trade_id)
+        self._trade_ids[fill.trade_id] = ist_day(fill.exchange_ts)
+        self._fills += 1
         return True
 
     def record_order(self, order: Order) -> bool:
@@ -160,26 +181,60 @@ class Portfolio:
         self._check_strategy(order.strategy, order.client_order_id)
         if order.client_order_id in self._order_ids:
             return False
-        self._order_ids.add(order.client_order_id)
+        self._order_ids[order.client_order_id] = ist_day(order.exchange_ts)
+        self._orders += 1
         return True
 
     def record_rejection(self, rejection: OrderRejected) -> bool:
         """Count a broker rejection once per signal."""
         self._check_strategy(rejection.strategy, rejection.client_order_id)
-        return self._reject(rejection.signal_id)
+        return self._reject(rejection.signal_id, rejection.exchange_ts)
 
     def record_risk_decision(self, decision: RiskDecision) -> bool:
         """Count a risk rejection once per signal; approvals change nothing."""
         self._check_strategy(decision.signal.strategy, decision.event_id)
         if decision.approved:
             return False
-        return self._reject(decision.signal.event_id)
+        return self._reject(decision.signal.event_id, decision.exchange_ts)
 
-    def _reject(self, signal_id: str) -> bool:
+    def _reject(self, signal_id: str, ts: int) -> bool:
         if signal_id in self._rejected:
             return False
-        self._rejected.add(signal_id)
+        self._rejected[signal_id] = ist_day(ts)
+        self._rejections += 1
         return True
+
+    def prune(self, before_day: int) -> list[str]:
+        """Forget the seen ids of events before IST day ``before_day``; returns their
+        changelog keys (``t/``, ``o/``, ``r/`` + id)."""
+        gone: list[str] = []
+        for prefix, ids in (("t/", self._trade_ids), ("o/", self._order_ids),
+                            ("r/", self._rejected)):
+            old = [i for i, day in ids.items() if day < before_day]
+            for i in old:
+                del ids[i]
+            gone += [prefix + i for i in old]
+        return gone
+
+    def seen_day(self, key: str) -> int | None:
+        """The day of a seen id by its changelog key (``None``: not seen)."""
+        ids = {"t": self._trade_ids, "o": self._order_ids, "r": self._rejected}.get(key[:1])
+        return None if ids is None else ids.get(key[2:])
+
+    def remember(self, key: str, day: int) -> None:
+        ids = {"t": self._trade_ids, "o": self._order_ids, "r": self._rejected}[key[:1]]
+        ids[key[2:]] = day
+
+    def book(self) -> PortfolioBook:
+        return PortfolioBook(
+            strategy=self.strategy,
+            positions=[msgspec.structs.replace(p) for _, p in sorted(self._positions.items())],
+            charges=self._charges, counts=(self._orders, self._fills, self._rejections))
+
+    def load_book(self, book: PortfolioBook) -> None:
+        self._positions = {p.symbol: msgspec.structs.replace(p) for p in book.positions}
+        self._charges = book.charges
+        self._orders, self._fills, self._rejections = book.counts
 
     def _check_strategy(self, strategy: str, ref: str) -> None:
         if strategy != self.strategy:
@@ -238,15 +293,15 @@ class Portfolio:
 
     @property
     def orders(self) -> int:
-        return len(self._order_ids)
+        return self._orders
 
     @property
     def fills(self) -> int:
-        return len(self._trade_ids)
+        return self._fills
 
     @property
     def rejections(self) -> int:
-        return len(self._rejected)
+        return self._rejections
 
     def has_trade(self, trade_id: str) -> bool:
         return trade_id in self._trade_ids
@@ -293,6 +348,7 @@ class Portfolio:
             trade_ids=sorted(self._trade_ids),
             order_ids=sorted(self._order_ids),
             rejected_signal_ids=sorted(self._rejected),
+            counts=(self._orders, self._fills, self._rejections),
         )
 
     @classmethod
@@ -304,9 +360,11 @@ class Portfolio:
             pf._positions[p.symbol] = msgspec.structs.replace(p)
         pf._marks = dict(state.marks)
         pf._charges = state.charges
-        pf._trade_ids = set(state.trade_ids)
-        pf._order_ids = set(state.order_ids)
-        pf._rejected = set(state.rejected_signal_ids)
+        pf._trade_ids = dict.fromkeys(state.trade_ids, 0)
+        pf._order_ids = dict.fromkeys(state.order_ids, 0)
+        pf._rejected = dict.fromkeys(state.rejected_signal_ids, 0)
+        pf._orders, pf._fills, pf._rejections = state.counts or (
+            len(pf._order_ids), len(pf._trade_ids), len(pf._rejected))
         return pf
 
     def to_json(self) -> bytes:
@@ -363,6 +421,57 @@ class Ledger:
         """Sum of the (rounded) strategy snapshots, so totals equal what the views show."""
         return totals_of(list(self.snapshots() if snapshots is None else snapshots))
 
+    # ---- per-key form (the portfolio manager's changelog) -----------------------------
+    #
+    # pf/<strategy>          positions, charges and counts of one strategy
+    # px/<symbol>            the mark
+    # t|o|r/<strategy>/<id>  a seen trade, order or rejected signal (its IST day)
+
+    def export(self, key: str) -> bytes | None:
+        kind, _, rest = key.partition("/")
+        if kind == "pf":
+            pf = self._portfolios.get(rest)
+            return None if pf is None else _ENCODER.encode(pf.book())
+        if kind == "px":
+            mark = self._marks.get(rest)
+            return None if mark is None else _ENCODER.encode(mark)
+        strategy, _, ident = rest.partition("/")
+        pf = self._portfolios.get(strategy)
+        day = None if pf is None else pf.seen_day(f"{kind}/{ident}")
+        return None if day is None else _ENCODER.encode(day)
+
+    @classmethod
+    def from_items(cls, items: dict[str, bytes]) -> Ledger:
+        """Rebuild from :meth:`export` values. Raises ``ValueError`` for a malformed one."""
+        ledger = cls()
+        try:
+            for key, data in items.items():
+                kind, _, rest = key.partition("/")
+                if kind == "pf":
+                    ledger.portfolio(rest).load_book(
+                        msgspec.json.decode(data, type=PortfolioBook))
+                elif kind == "px":
+                    ledger._marks[rest] = msgspec.json.decode(data, type=float)
+                elif kind in ("t", "o", "r"):
+                    strategy, _, ident = rest.partition("/")
+                    ledger.portfolio(strategy).remember(
+                        f"{kind}/{ident}", msgspec.json.decode(data, type=int))
+                else:
+                    raise ValueError(f"unknown ledger key {key!r}")
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"invalid ledger state: {exc}") from exc
+        for symbol, price in ledger._marks.items():
+            for pf in ledger._portfolios.values():
+                pf.mark(symbol, price)
+        return ledger
+
+    def prune(self, before_day: int) -> list[str]:
+        """Forget seen ids of days before ``before_day``; returns their changelog keys."""
+        gone = []
+        for name, pf in self._portfolios.items():
+            gone += [f"{k[:1]}/{name}/{k[2:]}" for k in pf.prune(before_day)]
+        return gone
+
     def to_json(self) -> bytes:
         return msgspec.json.encode(
             LedgerState(
@@ -389,6 +498,7 @@ __all__ = [
     "LedgerEvent",
     "LedgerState",
     "Portfolio",
+    "PortfolioBook",
     "PortfolioSnapshot",
     "PortfolioState",
     "PositionSnapshot",

@@ -26,22 +26,16 @@ Accounting (per strategy, average-cost method):
 from __future__ import annotations
 
 import bisect
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
+from alphaspt.core.clock import ist_day as ist_day
 from alphaspt.core.events import Fill, RiskReason
 
-IST_OFFSET_SECONDS: Final = 5 * 3600 + 30 * 60
-"""India Standard Time is UTC+05:30 all year."""
 _NS: Final = 1_000_000_000
 SECOND_NS: Final = _NS
 MINUTE_NS: Final = 60 * _NS
-
-
-def ist_day(ts_ns: int) -> int:
-    """The IST calendar day of an epoch-nanosecond timestamp, as days since 1970-01-01."""
-    return (ts_ns // _NS + IST_OFFSET_SECONDS) // 86_400
 
 
 class Position(msgspec.Struct, kw_only=True):
@@ -69,6 +63,28 @@ class CachedDecision(msgspec.Struct, frozen=True, kw_only=True):
     reason: RiskReason
     message: str
     risk_profile: str | None = None
+
+
+class _Meta(msgspec.Struct, kw_only=True):
+    day: int
+    kill_switch_global: bool
+    kill_switch_profiles: list[str]
+    paused: list[str]
+    account_order_times: list[int]
+
+
+class _Book(msgspec.Struct, kw_only=True):
+    positions: dict[str, Position]
+    realised: float | None
+    day_start_equity: float | None
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _restore_order(key: str) -> tuple[int, str]:
+    """Restore decisions last, in id order (deterministic; the cache then evicts in it)."""
+    return (0 if not key.startswith("dec/") else 1, key)
 
 
 class RiskState(msgspec.Struct, kw_only=True):
@@ -113,6 +129,87 @@ class RiskState(msgspec.Struct, kw_only=True):
         if state.version != 1:
             raise ValueError(f"unsupported risk state version {state.version}")
         return state
+
+    # -- per-key form (the stage's changelog) ------------------------------------------------
+    #
+    # meta               day, kill switches, paused, the account's approval times
+    # book/<strategy>    positions, realised P&L and start-of-day equity of one strategy
+    # px/<symbol>        last traded price
+    # pend/<coid>        one pending order
+    # rate/<strategy>    the strategy's approval times of the last minute
+    # trade/<id>         a trade id applied (its IST day; pruned after the retention)
+    # dec/<signal id>    a remembered decision (bounded by the engine's cache size)
+
+    def keys(self) -> set[str]:
+        out = {"meta"}
+        out.update(f"book/{s}" for s in self.strategies() | set(self.day_start_equity))
+        out.update(f"px/{s}" for s in self.last_prices)
+        out.update(f"pend/{c}" for c in self.pending)
+        out.update(f"rate/{s}" for s in self.strategy_order_times)
+        out.update(f"trade/{t}" for t in self.trade_ids)
+        out.update(f"dec/{d}" for d in self.decisions)
+        return out
+
+    def export(self, key: str) -> bytes | None:
+        """The value of one key (``None``: the key is gone)."""
+        kind, _, name = key.partition("/")
+        enc = _ENCODER.encode
+        if kind == "meta":
+            return enc(_Meta(day=self.day, kill_switch_global=self.kill_switch_global,
+                             kill_switch_profiles=self.kill_switch_profiles,
+                             paused=self.paused, account_order_times=self.account_order_times))
+        if kind == "book":
+            if name not in self.positions and name not in self.realised \
+                    and name not in self.day_start_equity:
+                return None
+            return enc(_Book(positions=self.positions.get(name, {}),
+                             realised=self.realised.get(name),
+                             day_start_equity=self.day_start_equity.get(name)))
+        tables: dict[str, dict[str, Any]] = {
+            "px": self.last_prices, "pend": self.pending, "rate": self.strategy_order_times,
+            "trade": self.trade_ids, "dec": self.decisions,
+        }
+        value = tables.get(kind, {}).get(name)
+        return None if value is None else enc(value)
+
+    @classmethod
+    def from_items(cls, items: dict[str, bytes]) -> RiskState:
+        """Rebuild from :meth:`export` values. Raises ``ValueError`` for a malformed one."""
+        st = cls()
+        try:
+            for key in sorted(items, key=_restore_order):
+                kind, _, name = key.partition("/")
+                data = items[key]
+                if kind == "meta":
+                    meta = msgspec.json.decode(data, type=_Meta)
+                    st.day = meta.day
+                    st.kill_switch_global = meta.kill_switch_global
+                    st.kill_switch_profiles = list(meta.kill_switch_profiles)
+                    st.paused = list(meta.paused)
+                    st.account_order_times = list(meta.account_order_times)
+                elif kind == "book":
+                    book = msgspec.json.decode(data, type=_Book)
+                    if book.positions:
+                        st.positions[name] = dict(book.positions)
+                    if book.realised is not None:
+                        st.realised[name] = book.realised
+                    if book.day_start_equity is not None:
+                        st.day_start_equity[name] = book.day_start_equity
+                elif kind == "px":
+                    st.last_prices[name] = msgspec.json.decode(data, type=float)
+                elif kind == "pend":
+                    st.pending[name] = msgspec.json.decode(data, type=PendingOrder)
+                elif kind == "rate":
+                    st.strategy_order_times[name] = msgspec.json.decode(data, type=list[int])
+                elif kind == "trade":
+                    st.trade_ids[name] = msgspec.json.decode(data, type=int)
+                elif kind == "dec":
+                    st.decisions[name] = msgspec.json.decode(data, type=CachedDecision)
+                else:
+                    raise ValueError(f"unknown risk state key {key!r}")
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"invalid risk state: {exc}") from exc
+        return st
 
     # -- queries ------------------------------------------------------------------------------
 

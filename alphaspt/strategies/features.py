@@ -45,21 +45,15 @@ from typing import Any
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from alphaspt.core.clock import ist_day
 from alphaspt.core.events import Features, Tick, now_ns, stable_id
 
-IST_OFFSET_SECONDS = 5 * 3600 + 30 * 60
-"""India Standard Time is UTC+05:30 all year (no daylight saving since 1945)."""
+__all__ = ["FeatureCalculator", "FeatureConfig", "InvalidTick", "ist_day"]
 
-_NS = 1_000_000_000
-_DAY = 86_400
 _DEDUP_IDS = 64
 """How many recent tick ids per symbol are remembered to drop redelivered ticks."""
 _ZERO_STD_RTOL = 1e-12
 
-
-def ist_day(ts_ns: int) -> int:
-    """The IST calendar day of an epoch-nanosecond timestamp, as days since 1970-01-01."""
-    return (ts_ns // _NS + IST_OFFSET_SECONDS) // _DAY
 
 
 class InvalidTick(ValueError):
@@ -106,6 +100,10 @@ class _SymbolState(msgspec.Struct, kw_only=True):
     session_volume: int
     """Cumulative day volume reported by the previous tick of the session (0: none)."""
     recent_ids: list[str]
+
+
+_SYMBOL_ENCODER = msgspec.json.Encoder()
+_SYMBOL_DECODER = msgspec.json.Decoder(_SymbolState)
 
 
 def _mean_std(values: deque[float]) -> tuple[float, float]:
@@ -287,6 +285,19 @@ class FeatureCalculator:
             vwap=vwap,
             volatility=volatility,
         )
+
+    def export(self, symbol: str) -> bytes | None:
+        """One symbol's state as JSON (``None`` if unknown); :meth:`load` reads it back."""
+        st = self._symbols.get(symbol)
+        return None if st is None else _SYMBOL_ENCODER.encode(st.to_state())
+
+    def load(self, symbol: str, data: bytes) -> None:
+        """Replace one symbol's state with :meth:`export` output. Raises ``ValueError``."""
+        try:
+            state = _SYMBOL_DECODER.decode(data)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"malformed feature state of {symbol}: {exc}") from exc
+        self._symbols[symbol] = _Rolling(state, self.config)
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state of every symbol (restore with :meth:`restore`)."""

@@ -93,11 +93,10 @@ def require_kafka(settings: Settings) -> None:
 
 
 def stage_config(settings: Settings, stage: str, **overrides: Any) -> ProcessorConfig:
-    """Exactly-once with state in ``alphaspt.state``, one consumer group per stage."""
+    """One consumer group per stage; state in the stage's changelog topic."""
     values: dict[str, Any] = {
         "group_id": f"alphaspt-{settings.namespace}-{stage}",
-        "transactional_id": f"alphaspt-{settings.namespace}-{stage}",
-        "state_topic": Topics.STATE,
+        "changelog_topic": Topics.changelog(stage),
     }
     values.update(overrides)
     return ProcessorConfig(**values)

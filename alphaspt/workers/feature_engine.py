@@ -1,9 +1,17 @@
-"""Feature engine: market.ticks → market.features, exactly once, state in alphaspt.state."""
+"""Feature engine: market.ticks → market.features, one task per ticks partition.
+
+Co-partitioned: the state of the symbols of ticks partition *p* lives in partition *p* of
+the changelog (one key per symbol), so N replicas split the partitions through the
+consumer group and a rebalance hands each partition's state to its new owner. A
+redelivered tick is dropped by its symbol's state (recent ids and the last timestamp).
+
+Bounds: one key per symbol; each holds the rolling windows (``window``, ``vol_window``
+prices) and the last 64 tick ids.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from alphaspt.core.config import Settings
 from alphaspt.core.events import Codec, Event, Tick, Topics
@@ -13,20 +21,34 @@ from alphaspt.strategies import FeatureCalculator, FeatureConfig
 
 class FeatureEngine(StreamProcessor):
     stage = "feature-engine"
+    copartitioned = True
 
     def __init__(self, settings: Settings, config: ProcessorConfig,
                  features: FeatureConfig | None = None) -> None:
         super().__init__(settings.kafka, config, {Topics.TICKS: Codec(Tick)})
-        self.calculator = FeatureCalculator(features)
+        self.features = features
+        self.calculators: dict[int, FeatureCalculator] = {}
+
+    def _calculator(self, task: int) -> FeatureCalculator:
+        calc = self.calculators.get(task)
+        if calc is None:
+            calc = self.calculators[task] = FeatureCalculator(self.features)
+        return calc
 
     def process(self, topic: str, event: Event) -> Iterable[Output]:
         assert isinstance(event, Tick)
-        features = self.calculator.update(event)  # InvalidTick → dead letter with reason
+        features = self._calculator(self.task).update(event)  # InvalidTick → dead letter
+        self.touch(event.symbol)
         if features is not None:
             yield Output(Topics.FEATURES, features.symbol, features)
 
-    def save_state(self) -> bytes | None:
-        return json.dumps(self.calculator.snapshot(), separators=(",", ":")).encode()
+    def state_value(self, task: int, key: str) -> bytes | None:
+        return self._calculator(task).export(key)
 
-    def load_state(self, data: bytes) -> None:
-        self.calculator.restore(json.loads(data))
+    def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
+        calc = self.calculators[task] = FeatureCalculator(self.features)
+        for symbol, data in items.items():
+            calc.load(symbol, data)
+
+    def drop_task(self, task: int) -> None:
+        self.calculators.pop(task, None)

@@ -3,7 +3,9 @@
 Subscribes to the union of the instruments of the configured strategies (PostgreSQL) and
 follows changes to it: a CONFIG_CHANGED notice on ``control.commands`` reloads the set.
 Ticks are produced with an idempotent producer and flushed every round; their event ids
-are deterministic, so a downstream stage drops a tick it has already seen.
+are deterministic, so a downstream stage drops a tick it has already seen. A restarted
+replay resumes after the last tick already in ``market.ticks`` instead of sending the
+file again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from alphaspt.core.config import Settings
 from alphaspt.core.events import Codec, Command, Control, DecodeError, Tick, Topics
 from alphaspt.core.health import Health
 from alphaspt.core.streaming import EventProducer
+from alphaspt.core.streaming.reader import read_tail
 from alphaspt.feeds import MockFeed, MockFeedConfig, ReplayFeed, ReplayFormatError
 from alphaspt.workers.common import ConfigSource
 
@@ -124,10 +127,16 @@ class MarketFeed:
         def bad_row(error: ReplayFormatError) -> None:
             log.error("skipping malformed replay row: %s", error)
 
+        newest, sent_ids = self._already_sent()
+        if newest:
+            log.info("replay resumes after the ticks already in %s (%d symbols)",
+                     Topics.TICKS, len(newest))
         for n, tick in enumerate(ReplayFeed(self.config.replay_path, self.config.speed,
                                             on_error=bad_row)):
             if n % 100 == 0:
                 self._poll_control()
+            if tick.exchange_ts < newest.get(tick.symbol, 0) or tick.event_id in sent_ids:
+                continue
             yield tick if tick.symbol in self.instruments else None
         self.producer.flush()
         log.info("replay of %s finished", self.config.replay_path)
@@ -135,6 +144,24 @@ class MarketFeed:
             self._poll_control()
             time.sleep(0.2)
             yield None
+
+    def _already_sent(self) -> tuple[dict[str, int], set[str]]:
+        """Per symbol, the newest exchange timestamp already in ``market.ticks``, and the
+        ids of the ticks near the end, so a replay restarted after a crash skips what it
+        sent. Per symbol, because each symbol's ticks are in order in one partition while
+        partitions deliver independently (a crash can lose one partition's last ticks
+        while another's later ones landed)."""
+        codec = Codec(Tick)
+        newest: dict[str, int] = {}
+        ids: set[str] = set()
+        for msg in read_tail(self.settings.kafka, Topics.TICKS, 1000):
+            try:
+                tick = codec.decode(msg.value())
+            except DecodeError:
+                continue
+            newest[tick.symbol] = max(newest.get(tick.symbol, 0), tick.exchange_ts)
+            ids.add(tick.event_id)
+        return newest, ids
 
     def _poll_control(self) -> bool:
         """Apply CONFIG_CHANGED notices; True when the instrument set changed."""

@@ -1,8 +1,10 @@
 """Portfolio manager: fills, orders, rejections and ticks → the Redis read model.
 
 The ledger (positions, average prices, realised/unrealised P&L, charges, counts) is pure
-(:mod:`alphaspt.portfolio.ledger`) and checkpointed in ``alphaspt.state`` in the same
-transaction as the consumed offsets. Redis is written *after* each commit: a snapshot of
+(:mod:`alphaspt.portfolio.ledger`); its keys (``Ledger.export``) are the stage's changelog:
+one ``pf/<strategy>`` book, one ``px/<symbol>`` mark, and one key per seen trade, order
+and rejected signal, forgotten once the IST day before yesterday is over (bounded by two
+days of events; the counts stay). Redis is written *after* each checkpoint: a snapshot of
 every strategy (the seed's ``HSET portfolio:<strategy> position:<SYMBOL> <qty>`` plus
 summary fields, atomically in MULTI/EXEC) at most every ``publish_interval`` seconds, and
 the recent orders/fills/rejections lists. The Redis snapshot is derived state, so
@@ -14,13 +16,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
 import redis
 
 from alphaspt.core.cache import PortfolioCacheWriter, StrategyView
+from alphaspt.core.clock import ist_day
 from alphaspt.core.config import Settings
 from alphaspt.core.events import (
     Codec,
@@ -57,14 +60,24 @@ class PortfolioManager(ConfiguredStage):
         self._records: list[tuple[str, str, dict[str, Any]]] = []
         self._dirty = True
         self._last_publish = 0.0
+        self.day = 0
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
+        day = ist_day(event.exchange_ts)
+        if day > self.day:
+            self.day = day
+            for key in self.ledger.prune(day - 1):
+                self.touch(key)
         if isinstance(event, Tick):
             self.ledger.mark(event.symbol, event.price)
+            self.touch(f"px/{event.symbol}")
             self._dirty = True
             return ()
         assert isinstance(event, Fill | Order | OrderRejected | RiskDecision)
         if self.ledger.apply(event):
+            kind, strategy, ident = _seen_key(event)
+            self.touch(f"pf/{strategy}")
+            self.touch(f"{kind}/{strategy}/{ident}")
             self._dirty = True
             self._records.append(_record(event))
         return ()
@@ -104,13 +117,28 @@ class PortfolioManager(ConfiguredStage):
             ))
         return views
 
-    def save_state(self) -> bytes | None:
-        return self.ledger.to_json()
+    def state_value(self, task: int, key: str) -> bytes | None:
+        return self.ledger.export(key)
 
-    def load_state(self, data: bytes) -> None:
-        self.ledger = Ledger.from_json(data)
-        self._records.clear()  # records of an aborted batch come again on its replay
+    def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
+        self.ledger = Ledger.from_items(dict(items))
+        for name in self.pipeline.strategies:
+            self.ledger.portfolio(name)
+        self._records.clear()  # records not yet checkpointed come again on the replay
         self._dirty = True
+
+    def drop_task(self, task: int) -> None:
+        self.restore_task(task, {})
+
+
+def _seen_key(event: Fill | Order | OrderRejected | RiskDecision) -> tuple[str, str, str]:
+    if isinstance(event, Fill):
+        return "t", event.strategy, event.trade_id
+    if isinstance(event, Order):
+        return "o", event.strategy, event.client_order_id
+    if isinstance(event, OrderRejected):
+        return "r", event.strategy, event.signal_id
+    return "r", event.signal.strategy, event.signal.event_id
 
 
 def _record(event: Fill | Order | OrderRejected | RiskDecision) -> tuple[str, str, dict[str, Any]]:

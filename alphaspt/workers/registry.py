@@ -56,7 +56,8 @@ def run_stage(stage: str, settings: Settings, options: WorkerOptions) -> None:
             raise InvalidConfiguration("strategy-runner needs --strategy NAME")
         name = options.strategy
         processor = StrategyRunner(settings, stage_config(
-            settings, f"strategy-{name}", state_topic=Topics.strategy_state(name)), source, name)
+            settings, f"strategy-{name}", changelog_topic=Topics.strategy_state(name)), source,
+            name)
     elif stage == "risk-manager":
         processor = RiskManager(settings, stage_config(settings, stage), source)
     elif stage == "trading-engine":

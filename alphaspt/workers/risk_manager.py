@@ -2,15 +2,26 @@
 
 Limits come from each strategy's RiskProfile (PostgreSQL, reloaded on CONFIG_CHANGED).
 Positions (from fills), pending orders, order rates and daily P&L live in ``RiskState``,
-checkpointed in ``alphaspt.state`` inside each transaction, so they survive a restart.
-A KILL_SWITCH on ``control.commands`` is applied as it is consumed: it takes effect on the
-next signal. Rule time is the wall clock (the trading window is a wall-clock rule).
+whose keys (``RiskState.keys``) are the stage's changelog: each event touches only the keys
+it can change, so a checkpoint writes a few small records, not the whole state. A
+KILL_SWITCH on ``control.commands`` is applied as it is consumed: it takes effect on the
+next signal.
+
+Rule time is the run's clock (``Settings.clock``): the signal's exchange timestamp for
+replays (``event``), the wall clock for live trading (``wall``).
+
+De-duplication: a redelivered signal gets its remembered decision (``dec/<id>``), a
+redelivered fill is known by its trade id (``trade/<id>``).
+
+Bounds: decisions ``decision_cache_size`` (2,000), trade ids ``trade_id_retention_days``
+(3 IST days of fills), pending orders (open orders only; cleared at the day roll), approval
+times (one minute).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from alphaspt.brokers.base import client_order_id
 from alphaspt.core.config import Settings
@@ -48,6 +59,7 @@ class RiskManager(ConfiguredStage):
             Topics.TICKS: Codec(Tick),
         }, source)
         self.clock = clock
+        self.event_time = settings.clock == "event"
         self.engine_config = engine_config or RiskEngineConfig(decision_cache_size=2000)
         self.engine = self._engine(RiskState())
 
@@ -56,17 +68,42 @@ class RiskManager(ConfiguredStage):
                           client_order_id=client_order_id)
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
+        state = self.engine.state
+        day = state.day
+        outputs: list[Output] = []
         if isinstance(event, Tick):
             self.engine.on_tick(event)
+            self.touch(f"px/{event.symbol}")
         elif isinstance(event, Fill):
-            self.engine.on_fill(event)
+            if self.engine.on_fill(event):
+                self.touch(f"trade/{event.trade_id}")
+                self.touch(f"book/{event.strategy}")
+                self.touch(f"pend/{event.client_order_id}")
         elif isinstance(event, Order):
+            before = set(state.pending)
             self.engine.on_order_submitted(event)
+            for coid in before.symmetric_difference(state.pending):
+                self.touch(f"pend/{coid}")
         elif isinstance(event, OrderRejected):
+            before = set(state.pending)
             self.engine.on_order_rejected(event)
+            for coid in before - set(state.pending):
+                self.touch(f"pend/{coid}")
         elif isinstance(event, Signal):
-            return [self._decide(event)]
-        return ()
+            oldest = next(iter(state.decisions), None)
+            outputs.append(self._decide(event))
+            self.touch(f"dec/{event.event_id}")
+            self.touch(f"pend/{client_order_id(event.event_id)}")
+            self.touch(f"rate/{event.strategy}")
+            self.touch("meta")
+            if oldest is not None and oldest not in state.decisions:
+                self.touch(f"dec/{oldest}")
+            for strategy in [s for s in state.strategy_order_times if s != event.strategy]:
+                self.touch(f"rate/{strategy}")  # pruned to the last minute
+        if state.day != day:  # the IST day rolled: pending, trade ids, day-start equity
+            for key in self.live_keys() | state.keys():
+                self.touch(key)
+        return outputs
 
     def _decide(self, signal: Signal) -> Output:
         record = self.pipeline.strategies.get(signal.strategy)
@@ -83,7 +120,13 @@ class RiskManager(ConfiguredStage):
                     f"RiskProfile {profile_name!r} of strategy {signal.strategy!r} not found",
                     profile_name)
             else:
-                decision = self.engine.evaluate(signal, profile_name, profile.spec, self.clock())
+                now = signal.exchange_ts if self.event_time else self.clock()
+                if self.event_time:
+                    # In a replay the signal's price *is* the market at its time: the last
+                    # price consumed here depends on how fast the ticks topic was read.
+                    self.engine.state.update_price(signal.symbol, signal.ref_price)
+                    self.touch(f"px/{signal.symbol}")
+                decision = self.engine.evaluate(signal, profile_name, profile.spec, now)
         topic = Topics.SIGNALS_VALIDATED if decision.approved else Topics.SIGNALS_REJECTED
         if not decision.approved:
             log.info("rejected %s %s %s x%d: %s %s", signal.strategy, signal.side,
@@ -92,12 +135,16 @@ class RiskManager(ConfiguredStage):
 
     def on_control(self, control: Control) -> Iterable[Output]:
         if self.engine.apply_control(control):
+            self.touch("meta")
             log.warning("control applied: %s %s/%s value=%s", control.command,
                         control.target_kind, control.target, control.value)
         return ()
 
-    def save_state(self) -> bytes | None:
-        return self.engine.state.to_json()
+    def state_value(self, task: int, key: str) -> bytes | None:
+        return self.engine.state.export(key)
 
-    def load_state(self, data: bytes) -> None:
-        self.engine = self._engine(RiskState.from_json(data))
+    def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
+        self.engine = self._engine(RiskState.from_items(dict(items)))
+
+    def drop_task(self, task: int) -> None:
+        self.engine = self._engine(RiskState())

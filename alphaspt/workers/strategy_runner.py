@@ -1,22 +1,29 @@
 """Strategy runner: one process per TradingStrategy; market.features → signals.
 
 Configuration comes from PostgreSQL at start-up and again on a CONFIG_CHANGED notice for
-this strategy. State (the strategy's target book and indicators) is checkpointed in
-``strategy.<name>.state`` inside each transaction, so a restart resumes exactly where the
-committed offsets are.
+this strategy. State lives in ``strategy.<name>.state`` (its changelog): the key
+``strategy`` holds the target book, indicators, the last feature count per symbol and the
+pause flag; ``sent/<signal id>`` each recent signal (to undo it if refused).
 
-Warm-up and staleness: features older than ``max_signal_age`` (by ingest time, i.e. when
-our pipeline produced them) only *warm up* the strategy (``Strategy.observe``): a runner
-that starts on a new consumer group replays the history of ``market.features`` to warm up
-without trading on it, and a runner that was down never trades on stale prices.
+De-duplication: features carry a per-symbol ``count``; a feature whose count is not above
+the last one seen for its symbol is a redelivery and is dropped.
+
+Warm-up and staleness (wall clock only): features older than ``max_signal_age`` (by
+ingest time) only *warm up* the strategy (``Strategy.observe``), so a runner that starts on
+a new consumer group, or was down, never trades on stale prices. With the event clock
+(replays) every feature is current: the replay is the market.
+
+Bounds: ``strategy`` grows with the instruments only; ``sent`` keeps the last 1,000.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import msgspec
 
 from alphaspt.core.config import Settings
 from alphaspt.core.events import (
@@ -25,6 +32,7 @@ from alphaspt.core.events import (
     Control,
     Event,
     Features,
+    Order,
     OrderRejected,
     RiskDecision,
     Topics,
@@ -43,21 +51,30 @@ class StrategyRunner(ConfiguredStage):
     SENT_WINDOW = 1000
 
     def __init__(self, settings: Settings, config: ProcessorConfig, source: ConfigSource,
-                 name: str, *, max_signal_age_s: float = 10.0) -> None:
+                 name: str, *, max_signal_age_s: float = 10.0,
+                 outcome_timeout_s: float = 30.0) -> None:
         super().__init__(settings, config, {
             Topics.FEATURES: Codec(Features),
             Topics.SIGNALS_REJECTED: Codec(RiskDecision),
+            Topics.ORDERS_SUBMITTED: Codec(Order),
             Topics.ORDERS_REJECTED: Codec(OrderRejected),
         }, source)
         self.name = name
         self.max_signal_age_ns = int(max_signal_age_s * 1e9)
+        self.event_time = settings.clock == "event"
+        self.last_count: dict[str, int] = {}
         self.record = source.strategy(name)
         self.strategy: Strategy[Any] = self._build()
         self.paused = self.record.spec.desired_state is not DesiredState.RUNNING
         self.observed = 0
         self.signals = 0
-        self.sent: dict[str, tuple[str, int]] = {}
-        """Recent signal id → (symbol, signed quantity), to undo a rejected signal."""
+        self.outcome_timeout_ns = int(outcome_timeout_s * 1e9)
+        self.sent: dict[str, tuple[str, int, int]] = {}
+        """Signals awaiting their outcome: id → (symbol, signed quantity, sent at)."""
+        self.open: dict[str, int] = {}
+        """Symbol → signals awaiting an outcome."""
+        self.deferred: dict[str, list[Features]] = {}
+        """Features held back until their symbol's open signals have an outcome."""
 
     def _build(self) -> Strategy[Any]:
         spec = self.record.spec
@@ -65,37 +82,78 @@ class StrategyRunner(ConfiguredStage):
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
         if isinstance(event, RiskDecision):
-            self._undo(event.signal.event_id)
-            return ()
+            return self._outcome(event.signal.event_id, refused=True)
         if isinstance(event, OrderRejected):
-            self._undo(event.signal_id)
-            return ()
+            return self._outcome(event.signal_id, refused=True)
+        if isinstance(event, Order):
+            return self._outcome(event.signal_id, refused=False)
         assert isinstance(event, Features)
         if event.symbol not in self.record.spec.instruments:
             return ()
-        stale = now_ns() - event.ingest_ts > self.max_signal_age_ns
+        if event.count <= self.last_count.get(event.symbol, 0):
+            return ()  # seen: a redelivery
+        self.last_count[event.symbol] = event.count
+        self.touch("strategy")
+        if self.open.get(event.symbol):
+            self.deferred.setdefault(event.symbol, []).append(event)
+            self.touch(f"defer/{event.symbol}")
+            return ()
+        return self._features(event)
+
+    def _features(self, event: Features) -> list[Output]:
+        stale = not self.event_time and now_ns() - event.ingest_ts > self.max_signal_age_ns
         if stale or self.paused:
             self.strategy.observe(event)
             self.observed += 1
-            return ()
+            return []
         signals = self.strategy.on_features(event)
         self.signals += len(signals)
         for s in signals:
-            self.sent[s.event_id] = (s.symbol, s.side.sign * s.quantity)
-        while len(self.sent) > self.SENT_WINDOW:
-            del self.sent[next(iter(self.sent))]
+            self.sent[s.event_id] = (s.symbol, s.side.sign * s.quantity, now_ns())
+            self.open[s.symbol] = self.open.get(s.symbol, 0) + 1
+            self.touch(f"sent/{s.event_id}")
         return [Output(Topics.SIGNALS_GENERATED, self.name, s) for s in signals]
 
-    def _undo(self, signal_id: str) -> None:
-        """A signal of ours was refused (by risk or the broker): the target book must not
-        believe it went through, or the strategy would never ask again."""
+    def _outcome(self, signal_id: str, *, refused: bool) -> list[Output]:
+        """A signal of ours was placed or refused. Refused: the target book must not
+        believe it went through, or the strategy would never ask again. Either way the
+        features of its symbol held back meanwhile are processed now, in order."""
         sent = self.sent.pop(signal_id, None)
         if sent is None:
-            return
-        symbol, signed = sent
-        self.strategy.set_target(symbol, self.strategy.targets.get(symbol, 0) - signed)
-        log.info("%s: signal %s refused; target %s back by %d", self.name, signal_id,
-                 symbol, -signed)
+            return []
+        self.touch(f"sent/{signal_id}")
+        self.touch("strategy")
+        symbol, signed, _at = sent
+        self.open[symbol] -= 1
+        if not self.open[symbol]:
+            del self.open[symbol]
+        if refused:
+            self.strategy.set_target(symbol, self.strategy.targets.get(symbol, 0) - signed)
+            log.info("%s: signal %s refused; target %s back by %d", self.name, signal_id,
+                     symbol, -signed)
+        outputs: list[Output] = []
+        queue = self.deferred.get(symbol, [])
+        while queue and not self.open.get(symbol):
+            outputs += self._features(queue.pop(0))
+            self.touch(f"defer/{symbol}")
+        if not queue:
+            self.deferred.pop(symbol, None)
+        return outputs
+
+    def on_idle(self) -> Iterable[Output]:
+        """Wall clock only: a signal whose outcome has not come in ``outcome_timeout`` s
+        (a stage down for long) stops holding its symbol back; it is taken as placed."""
+        if self.event_time:
+            return []
+        cutoff = now_ns() - self.outcome_timeout_ns
+        outputs: list[Output] = []
+        for signal_id, (symbol, _signed, at) in list(self.sent.items()):
+            if at < cutoff:
+                log.warning("%s: no outcome for signal %s (%s) in %.0f s; no longer holding "
+                            "%s back", self.name, signal_id, symbol,
+                            self.outcome_timeout_ns / 1e9, symbol)
+                outputs += self._outcome(signal_id, refused=False)
+        return outputs
 
     def on_control(self, control: Control) -> Iterable[Output]:
         if control.target not in (self.name, "*"):
@@ -111,14 +169,43 @@ class StrategyRunner(ConfiguredStage):
             self.paused = True
         elif control.command is Command.RESUME:
             self.paused = False
+        self.touch("strategy")
         return ()
 
-    def save_state(self) -> bytes | None:
-        return json.dumps({"strategy": self.strategy.snapshot(), "paused": self.paused,
-                           "sent": self.sent}, separators=(",", ":")).encode()
+    def state_value(self, task: int, key: str) -> bytes | None:
+        if key == "strategy":
+            return json.dumps({"strategy": self.strategy.snapshot(), "paused": self.paused,
+                               "last": self.last_count}, separators=(",", ":")).encode()
+        if key.startswith("defer/"):
+            queue = self.deferred.get(key.removeprefix("defer/"))
+            return _ENCODER.encode(queue) if queue else None
+        sent = self.sent.get(key.removeprefix("sent/"))
+        return None if sent is None else json.dumps(sent).encode()
 
-    def load_state(self, data: bytes) -> None:
-        state = json.loads(data)
-        self.strategy.restore(state["strategy"])
-        self.paused = bool(state.get("paused", self.paused))
-        self.sent = {k: (v[0], int(v[1])) for k, v in state.get("sent", {}).items()}
+    def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
+        self.strategy = self._build()
+        self.last_count = {}
+        self.sent = {}
+        self.open = {}
+        self.deferred = {}
+        self.paused = self.record.spec.desired_state is not DesiredState.RUNNING
+        for key in sorted(items):
+            if key.startswith("defer/"):
+                self.deferred[key.removeprefix("defer/")] = _FEATURES_LIST.decode(items[key])
+                continue
+            value = json.loads(items[key])
+            if key == "strategy":
+                self.strategy.restore(value["strategy"])
+                self.paused = bool(value.get("paused", self.paused))
+                self.last_count = {k: int(v) for k, v in value.get("last", {}).items()}
+            elif key.startswith("sent/"):
+                symbol = str(value[0])
+                self.sent[key.removeprefix("sent/")] = (symbol, int(value[1]), int(value[2]))
+                self.open[symbol] = self.open.get(symbol, 0) + 1
+
+    def drop_task(self, task: int) -> None:
+        self.restore_task(task, {})
+
+
+_FEATURES_LIST = msgspec.json.Decoder(list[Features])
+_ENCODER = msgspec.json.Encoder()

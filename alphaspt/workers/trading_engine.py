@@ -2,32 +2,45 @@
 
 Each order's client id derives from its signal id (``client_order_id``), so a replayed or
 redelivered signal can never become a second order: the broker answers a repeated client
-id with the existing order. With the paper broker the whole broker state is checkpointed
-in ``alphaspt.state`` inside the same transaction as the outputs and offsets, so placing,
-filling and publishing are exactly once together.
+id with the existing order, and the engine publishes nothing for it.
 
-Paper fills are decided in event time, not arrival time: an order fills on the first tick
-of its symbol *after* its signal's exchange timestamp, even when that tick reached the
-engine before the signal did (ticks and signals come from different topics). The engine
-keeps the last ``history`` ticks of each symbol for this, in its checkpointed state, so a
-run's fills do not depend on how the topics happen to interleave.
+State (the stage's changelog): ``order/<client id>`` per book entry (open orders, and
+finished ones until their IST day is over, so a late redelivery is still recognised),
+``last/<symbol>`` the last tick applied per symbol (timestamp, ids at it, its partition),
+and ``meta`` the current IST day.
+
+Paper fills are decided in event time, independent of how ticks and signals interleave
+and of restarts: an order fills on the first tick of its symbol *after* its signal's
+exchange timestamp. When that tick was consumed before the order arrived (the usual case:
+ticks come straight from the feed, signals three hops later), it is found in a per-symbol
+cache of the ticks consumed since start-up, and when the cache does not reach back far
+enough (after a restart, or a backlog) in the ticks topic itself (:class:`TickLog`), so
+the answer is always the same.
 
 Live (Kite) execution is not part of this build: a Live strategy's orders are rejected
 with a reason saying so, never silently dropped or paper-filled.
+
+Bounds: orders of the current IST day; ``last`` one key per symbol; the tick cache
+``cache_size`` ticks per symbol (memory only).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
 
 import msgspec
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from alphaspt.brokers.base import client_order_id
 from alphaspt.brokers.paper import PaperBroker, PaperConfig
-from alphaspt.core.config import Settings
+from alphaspt.core.clock import ist_day, ist_day_start
+from alphaspt.core.config import KafkaConfig, Settings
 from alphaspt.core.events import (
     Codec,
+    DecodeError,
     Event,
     Fill,
     Order,
@@ -40,35 +53,151 @@ from alphaspt.core.events import (
 )
 from alphaspt.core.specs import Mode
 from alphaspt.core.streaming import Output, ProcessorConfig
+from alphaspt.exceptions import InfrastructureUnavailable
 from alphaspt.workers.common import ConfigSource, ConfiguredStage
 
 log = logging.getLogger(__name__)
+
+
+class LastTick(msgspec.Struct):
+    ts: int
+    ids: list[str]
+    """Ids of the ticks at ``ts`` already applied (equal timestamps happen)."""
+    partition: int
+
+    def seen(self, tick: Tick) -> bool:
+        return tick.exchange_ts < self.ts or (tick.exchange_ts == self.ts
+                                              and tick.event_id in self.ids)
+
+
+class TickLog:
+    """Reads back the ticks of one symbol from ``market.ticks`` (a partition's tail)."""
+
+    def __init__(self, kafka: KafkaConfig, chunk: int = 2000) -> None:
+        self.kafka = kafka
+        self.chunk = chunk
+        self._consumer: Consumer | None = None
+        self._codec = Codec(Tick)
+
+    def ticks_after(self, symbol: str, partition: int, end: int, after_ts: int) -> list[Tick]:
+        """The ticks of ``symbol`` with ``exchange_ts > after_ts`` among offsets
+        ``[.., end)`` of the partition, in log order, duplicates dropped."""
+        start = end
+        found: list[Tick] = []
+        size = self.chunk
+        while start > 0:
+            lo = max(0, start - size)
+            window = [t for t in self._read(partition, lo, start) if t.symbol == symbol]
+            found = window + found
+            start = lo
+            if window and window[0].exchange_ts <= after_ts:
+                break
+            size *= 2
+        out: list[Tick] = []
+        last: LastTick | None = None
+        for tick in found:
+            if last is not None and last.seen(tick):
+                continue
+            last = LastTick(tick.exchange_ts, [tick.event_id], partition) if (
+                last is None or tick.exchange_ts > last.ts) else last
+            if tick.exchange_ts == last.ts and tick.event_id not in last.ids:
+                last.ids.append(tick.event_id)
+            if tick.exchange_ts > after_ts:
+                out.append(tick)
+        return out
+
+    def _read(self, partition: int, lo: int, hi: int) -> list[Tick]:
+        if self._consumer is None:
+            self._consumer = Consumer({
+                **self.kafka.client_config(),
+                "group.id": f"alphaspt-ticklog-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+            })
+        consumer = self._consumer
+        consumer.assign([TopicPartition(Topics.TICKS, partition, lo)])
+        out: list[Tick] = []
+        offset = lo
+        idle = 0
+        while offset < hi and idle < 50:
+            msgs = consumer.consume(min(5000, hi - offset), 0.1)
+            if not msgs:
+                idle += 1
+                continue
+            for msg in msgs:
+                err = msg.error()
+                if err is not None:
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        raise InfrastructureUnavailable(f"reading {Topics.TICKS}: {err}")
+                    continue
+                offset = (msg.offset() or 0) + 1
+                if offset > hi:
+                    break
+                try:
+                    out.append(self._codec.decode(msg.value()))
+                except DecodeError:
+                    continue
+        if offset < hi:
+            raise InfrastructureUnavailable(
+                f"{Topics.TICKS}[{partition}] offsets {lo}..{hi} could not be read back")
+        return out
 
 
 class TradingEngine(ConfiguredStage):
     stage = "trading-engine"
 
     def __init__(self, settings: Settings, config: ProcessorConfig, source: ConfigSource,
-                 paper: PaperConfig | None = None, *, history: int = 16) -> None:
+                 paper: PaperConfig | None = None, *, cache_size: int = 512,
+                 tick_log: TickLog | None = None) -> None:
         super().__init__(settings, config, {
             Topics.SIGNALS_VALIDATED: Codec(RiskDecision),
             Topics.TICKS: Codec(Tick),
         }, source)
         self.paper_config = paper or PaperConfig()
         self.broker = PaperBroker(self.paper_config)
-        self.history = history
-        self.recent: dict[str, list[Tick]] = {}
+        self.cache_size = cache_size
+        self.tick_log = tick_log or TickLog(settings.kafka)
+        self.recent: dict[str, deque[Tick]] = {}
+        self.last: dict[str, LastTick] = {}
+        self.day = 0
+        self.lookups = 0
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
         if isinstance(event, Tick):
-            recent = self.recent.setdefault(event.symbol, [])
-            recent.append(event)
-            del recent[:-self.history]
-            return [self._result(r) for r in self.broker.on_tick(event)]
+            return self._on_tick(event)
         assert isinstance(event, RiskDecision)
         if not event.approved:
             return ()
         return self._place(event)
+
+    def _on_tick(self, tick: Tick) -> list[Output]:
+        last = self.last.get(tick.symbol)
+        if last is not None and last.seen(tick):
+            return []
+        if last is None or tick.exchange_ts > last.ts:
+            self.last[tick.symbol] = LastTick(tick.exchange_ts, [tick.event_id],
+                                              self.current_partition)
+        else:
+            last.ids.append(tick.event_id)
+        self.touch(f"last/{tick.symbol}")
+        recent = self.recent.get(tick.symbol)
+        if recent is None:
+            recent = self.recent[tick.symbol] = deque(maxlen=self.cache_size)
+        recent.append(tick)
+        self._roll_day(tick.exchange_ts)
+        results = self.broker.on_tick(tick)
+        for r in results:
+            self.touch(f"order/{r.client_order_id}")
+        return [self._result(r) for r in results]
+
+    def _roll_day(self, ts: int) -> None:
+        day = ist_day(ts)
+        if day <= self.day:
+            return
+        self.day = day
+        self.touch("meta")
+        for cid in self.broker.forget_finished(ist_day_start(day)):
+            self.touch(f"order/{cid}")
 
     def _place(self, decision: RiskDecision) -> list[Output]:
         signal = decision.signal
@@ -93,34 +222,64 @@ class TradingEngine(ConfiguredStage):
         if ack.duplicate:
             log.info("signal %s already placed as %s; not placing again", signal.event_id, coid)
             return []
+        self.touch(f"order/{coid}")
         if ack.rejection is not None:
             return [Output(Topics.ORDERS_REJECTED, signal.strategy, ack.rejection)]
         outputs = [Output(Topics.ORDERS_SUBMITTED, signal.strategy, order)]
-        # Ticks after the signal that arrived before it: the order fills on the first.
-        for tick in self.recent.get(order.symbol, ()):
-            if tick.exchange_ts > order.exchange_ts:
-                outputs += [self._result(r) for r in self.broker.on_tick(tick)]
+        for tick in self._ticks_after(order.symbol, order.exchange_ts):
+            results = self.broker.on_tick(tick, only=coid)
+            outputs += [self._result(r) for r in results]
+            if results:
+                break
         return outputs
+
+    def _ticks_after(self, symbol: str, ts: int) -> list[Tick]:
+        """Ticks of ``symbol`` after ``ts`` already consumed, in the order consumed."""
+        last = self.last.get(symbol)
+        if last is None or last.ts <= ts:
+            return []  # the order waits for the next tick
+        recent = self.recent.get(symbol)
+        if recent and recent[0].exchange_ts <= ts:
+            return [t for t in recent if t.exchange_ts > ts]
+        end = self.position(Topics.TICKS, last.partition)
+        if end is None:
+            return []
+        self.lookups += 1
+        return self.tick_log.ticks_after(symbol, last.partition, end, ts)
 
     @staticmethod
     def _result(result: Fill | OrderRejected) -> Output:
         topic = Topics.ORDERS_FILLED if isinstance(result, Fill) else Topics.ORDERS_REJECTED
         return Output(topic, result.strategy, result)
 
-    def save_state(self) -> bytes | None:
-        return _STATE_ENCODER.encode(
-            _EngineState(broker=self.broker.snapshot(), recent=self.recent))
+    def state_value(self, task: int, key: str) -> bytes | None:
+        kind, _, name = key.partition("/")
+        if kind == "order":
+            return self.broker.export(name)
+        if kind == "last":
+            last = self.last.get(name)
+            return None if last is None else _LAST_ENCODER.encode(last)
+        if kind == "meta":
+            return str(self.day).encode()
+        return None
 
-    def load_state(self, data: bytes) -> None:
-        state = _STATE_DECODER.decode(data)
-        self.broker = PaperBroker.restore(state.broker, self.paper_config)
-        self.recent = {k: list(v) for k, v in state.recent.items()}
+    def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
+        self.drop_task(task)
+        for key, value in items.items():
+            kind, _, name = key.partition("/")
+            if kind == "order":
+                self.broker.load(value)
+            elif kind == "last":
+                self.last[name] = _LAST_DECODER.decode(value)
+            elif kind == "meta":
+                self.day = int(value)
+
+    def drop_task(self, task: int) -> None:
+        self.broker = PaperBroker(self.paper_config)
+        self.recent.clear()
+        self.last.clear()
+        self.day = 0
 
 
-class _EngineState(msgspec.Struct, frozen=True):
-    broker: bytes
-    recent: dict[str, list[Tick]]
-
-
-_STATE_ENCODER = msgspec.json.Encoder()
-_STATE_DECODER = msgspec.json.Decoder(_EngineState)
+_LAST_ENCODER = msgspec.json.Encoder()
+_LAST_DECODER = msgspec.json.Decoder(LastTick)

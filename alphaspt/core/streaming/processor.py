@@ -1,21 +1,28 @@
-"""Consume → process → produce, exactly once (Kafka transactions) or at least once.
+"""Consume → process → produce, effectively once on any Kafka-API broker.
 
 A stage subclasses :class:`StreamProcessor`, declares the topics it reads with the event
 type of each, and implements :meth:`StreamProcessor.process`, a plain function from one
-event to zero or more :class:`Output`. The base class owns all Kafka I/O:
+event to zero or more :class:`Output`. The base class owns all Kafka I/O.
 
-*Exactly once* (``transactional_id`` set): each polled batch is processed inside one
-transaction; outputs, dead letters and the consumer offsets commit atomically
-(``send_offsets_to_transaction``); consumers read ``read_committed``. If the transaction
-must be aborted, or its commit times out (an indefinite outcome), the producer is
-thrown away and a new one is created with the same ``transactional.id`` (which fences the
-old one), the consumer is rewound to the committed offsets, and the stage's in-memory
-state is restored from the checkpoint taken before the batch — so no input is lost and no
-output is duplicated.
+Delivery (DESIGN.md, "Delivery guarantees"): broker transactions are not relied on. Every
+output is a deterministic function of the inputs with a deterministic event id, and every
+stage de-duplicates its inputs against its own persistent state, so a redelivered input,
+or an output produced again after a crash, never has a second effect.
 
-*At least once* (no ``transactional_id``): idempotent producer, outputs flushed before
-offsets are committed; duplicates after a crash are possible, so downstream consumers
-de-duplicate on event ids. For stages where latency matters more than batching.
+State: a stateful stage keeps its state in memory and mirrors every change with
+:meth:`StreamProcessor.touch` (key changed). Every ``commit_interval`` the processor
+
+1. flushes the outputs produced so far (and fails the checkpoint if any was refused),
+2. writes the current value of each touched key (or a tombstone) to the stage's
+   compacted changelog topic, one partition per task, then a marker with the input
+   offsets those values cover, and flushes again,
+3. commits the same offsets to the consumer group (for lag; positions come from markers).
+
+On start-up, on a rebalance, and after any failure, each owned task is restored from its
+changelog partition (:mod:`alphaspt.core.streaming.changelog`) and its input partitions
+are positioned at the marker's offsets, so state and positions always agree. A task is an
+input partition (``copartitioned = True``: N replicas split the partitions and each owns
+only its partitions' state) or all inputs together (``copartitioned = False``: one replica).
 
 A message that cannot be decoded, or whose processing raises, goes to ``<topic>.dlq`` with
 the reason in headers and the original key and bytes; the stage carries on.
@@ -26,23 +33,54 @@ from __future__ import annotations
 import logging
 import signal
 import time
+import uuid
 from abc import ABC, abstractmethod
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from alphaspt.core.config import KafkaConfig
 from alphaspt.core.events import Codec, DecodeError, Event, Topics, encode
-from alphaspt.core.health import ABORTS, BATCH_SECONDS, MESSAGES, Health
+from alphaspt.core.health import (
+    ABORTS,
+    BATCH_SECONDS,
+    CHECKPOINTS,
+    LAG,
+    MESSAGES,
+    STATE_BYTES,
+    Health,
+)
+from alphaspt.core.streaming.admin import (
+    TopicSpec,
+    admin_client,
+    ensure_topics,
+    existing_partitions,
+)
+from alphaspt.core.streaming.changelog import (
+    CLAIM_KEY,
+    EPOCH_HEADER,
+    MARKER_KEY,
+    MAX_RECORD_BYTES,
+    ChangelogRecord,
+    encode_marker,
+    fold,
+)
 from alphaspt.core.streaming.producer import DeliveryTracker
-from alphaspt.core.streaming.reader import read_latest
+from alphaspt.exceptions import InfrastructureUnavailable, StateTooLarge
 
 log = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class Output:
@@ -54,24 +92,23 @@ class Output:
 @dataclass(frozen=True)
 class ProcessorConfig:
     group_id: str
-    transactional_id: str | None = None
-    """Set for exactly-once; ``None`` for at-least-once with an idempotent producer."""
+    changelog_topic: str | None = None
+    """Compacted topic of this stage's state (``None``: a stateless stage)."""
     batch_size: int = 2000
-    """Most messages per transaction: larger batches amortise the commit round trip
-    (bench_stream: 10k msg/s at 500, 22k msg/s at 2000 on Apache Kafka)."""
+    """Most messages taken from one poll."""
     poll_timeout: float = 0.02
     """consume() waits this long for a batch to fill: every stage hop adds up to it."""
+    commit_interval: float = 0.2
+    """Seconds between checkpoints (Kafka Streams' commit.interval.ms). Outputs are sent at
+    once; a crash re-processes at most this much input, whose outputs are de-duplicated."""
     idle_interval: float = 1.0
-    """How often :meth:`StreamProcessor.on_idle` runs when nothing arrives."""
-    transaction_timeout_ms: int = 60_000
-    commit_timeout: float = 30.0
-    dedup_window: int = 100_000
-    """At-least-once only: how many recent event ids are remembered to drop redeliveries."""
+    """How often :meth:`StreamProcessor.on_idle` runs."""
+    flush_timeout: float = 30.0
+    restore_timeout: float = 120.0
+    unhealthy_after: float = 10.0
+    """Seconds without a successful checkpoint, while input waits, before /readyz fails."""
     auto_offset_reset: str = "earliest"
-    state_topic: str | None = None
-    """Compacted topic holding this stage's state snapshots (exactly-once mode only)."""
-    state_key: str | None = None
-    """Key of this stage's snapshot in ``state_topic`` (default: the group id)."""
+    """Where a task with no checkpoint starts."""
     extra_consumer_config: Mapping[str, Any] = field(default_factory=dict)
     extra_producer_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -80,6 +117,8 @@ class StreamProcessor(ABC):
     """Base of every stream stage. Subclasses set ``inputs`` and implement ``process``."""
 
     stage: str = "stage"
+    copartitioned: bool = False
+    """State per input partition (scale out by partition) instead of one task."""
 
     def __init__(
         self,
@@ -90,15 +129,30 @@ class StreamProcessor(ABC):
         self.kafka = kafka
         self.config = config
         self.inputs = dict(inputs)
+        self.task = 0
+        """The task of the message being processed (0 for a single-task stage)."""
+        self.current_partition = 0
+        """The partition of the message being processed."""
         self._running = False
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._delivery = DeliveryTracker()
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._tasks: dict[int, int] = {}
+        """Owned task → epoch (the offset of its claim in the changelog)."""
+        self._touched: dict[int, set[str]] = {}
+        self._live: dict[int, set[str]] = {}
+        """Keys with a value in each owned task's changelog (bounded by the state)."""
+        self._positions: dict[tuple[str, int], int] = {}
+        self._marked: dict[tuple[str, int], int] = {}
+        self._seq = 0
+        self._last_checkpoint = time.monotonic()
         self._last_idle = time.monotonic()
-        self._last_state: bytes | None = None
+        self._failing_since: float | None = None
+        self._failures = 0
+        self._pending_input = False
         self.processed = 0
         self.dead_lettered = 0
+        self.state_bytes = 0
         self.health = Health()
 
     # -- what a stage implements -------------------------------------------------------
@@ -108,37 +162,45 @@ class StreamProcessor(ABC):
         """Turn one input event into outputs. Raise to dead-letter the input."""
 
     def on_idle(self) -> Iterable[Output]:
-        """Called every ``idle_interval`` seconds; outputs join the current transaction."""
+        """Called every ``idle_interval`` seconds; outputs are sent like any other."""
         return ()
 
     def on_start(self) -> None:
         """Called once before the first poll, after the Kafka clients exist."""
 
     def after_commit(self) -> None:
-        """Called after a batch's outputs and offsets have been committed."""
+        """Called after a checkpoint made the outputs and state so far durable."""
 
-    def save_state(self) -> bytes | None:
-        """The stage's in-memory state as bytes, or ``None`` for a stateless stage.
-
-        With ``ProcessorConfig.state_topic`` set, the state is written to that (compacted)
-        topic inside every transaction that changed it, atomically with the outputs and
-        offsets, and loaded back at start-up: state and offsets never disagree. It is
-        also the checkpoint restored when a transaction aborts.
-        """
+    def state_value(self, task: int, key: str) -> bytes | None:
+        """The current value of a touched key, or ``None`` if the key is gone."""
         return None
 
-    def load_state(self, data: bytes) -> None:
-        """Replace the in-memory state with what :meth:`save_state` returned."""
+    def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
+        """Replace the state of ``task`` with these committed key/values."""
+
+    def drop_task(self, task: int) -> None:
+        """Forget the state of a task this instance no longer owns."""
+
+    def touch(self, key: str, task: int | None = None) -> None:
+        """Mark ``key`` (of the current task) changed: the next checkpoint writes it."""
+        self._touched.setdefault(self.task if task is None else task, set()).add(key)
+
+    def position(self, topic: str, partition: int) -> int | None:
+        """The next offset this stage will consume from a partition it owns."""
+        return self._positions.get((topic, partition))
+
+    def live_keys(self, task: int | None = None) -> set[str]:
+        """Keys that hold a value in the changelog of ``task`` (default: the current one)."""
+        return self._live.get(self.task if task is None else task, set())
 
     # -- lifecycle ---------------------------------------------------------------------
 
     @property
-    def _state_key(self) -> str:
-        return self.config.state_key or self.config.group_id
+    def stateful(self) -> bool:
+        return self.config.changelog_topic is not None
 
-    @property
-    def exactly_once(self) -> bool:
-        return self.config.transactional_id is not None
+    def task_of(self, partition: int) -> int:
+        return partition if self.copartitioned else 0
 
     def stop(self, *_: object) -> None:
         self._running = False
@@ -153,15 +215,12 @@ class StreamProcessor(ABC):
 
     def run(self, *, max_seconds: float | None = None) -> None:
         """Run until :meth:`stop` (or SIGTERM/SIGINT) and shut down cleanly."""
-        self._consumer = Consumer(self._consumer_config())
+        if self.config.changelog_topic is not None:
+            self._ensure_changelog(self.config.changelog_topic)
         self._producer = self._new_producer()
-        self._consumer.subscribe(list(self.inputs))
-        if self.config.state_topic is not None:
-            saved = read_latest(self.kafka, self.config.state_topic, self._state_key)
-            if saved is not None:
-                self.load_state(saved)
-                log.info("%s: state restored from %s", self.stage, self.config.state_topic)
-        self._last_state = self.save_state()
+        self._consumer = Consumer(self._consumer_config())
+        self._consumer.subscribe(list(self.inputs), on_assign=self._on_assign,
+                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
         self.on_start()
         self._running = True
         self.health.ready = True
@@ -169,122 +228,305 @@ class StreamProcessor(ABC):
         try:
             while self._running and (deadline is None or time.monotonic() < deadline):
                 self.step()
+            self._checkpoint_or_recover()
         finally:
             self._shutdown()
 
     def step(self) -> int:
-        """Poll one batch and process it; returns the number of input messages."""
+        """Poll one batch, process it, and checkpoint when the interval is up."""
         assert self._consumer is not None
         self.health.beat()
         messages = self._consumer.consume(self.config.batch_size, self.config.poll_timeout)
-        idle: list[Output] = []
-        if time.monotonic() - self._last_idle >= self.config.idle_interval:
-            self._last_idle = time.monotonic()
-            idle = list(self.on_idle())
-        if not messages and not idle:
-            return 0  # no empty transactions
         started = time.monotonic()
-        if self.exactly_once:
-            self._transactional_batch(messages, idle)
-        else:
-            self._at_least_once_batch(messages, idle)
-        BATCH_SECONDS.labels(self.stage).observe(time.monotonic() - started)
+        try:
+            for msg in messages:
+                self._handle_message(msg)
+            if started - self._last_idle >= self.config.idle_interval:
+                self._last_idle = started
+                self.task = 0
+                for out in self.on_idle():
+                    self._emit(out)
+                self._update_lag()
+        except KafkaException as exc:
+            self._recover(f"producing failed: {exc.args[0]}")
+            return len(messages)
+        if messages:
+            self._pending_input = True
+            BATCH_SECONDS.labels(self.stage).observe(time.monotonic() - started)
+        if time.monotonic() - self._last_checkpoint >= self.config.commit_interval:
+            self._checkpoint_or_recover()
         return len(messages)
 
-    # -- the two delivery modes --------------------------------------------------------
+    # -- checkpoints -------------------------------------------------------------------
 
-    def _transactional_batch(self, messages: list[Message], idle: list[Output]) -> None:
-        assert self._consumer is not None and self._producer is not None
-        snapshot = self._last_state
+    def _checkpoint_or_recover(self) -> None:
         try:
-            self._producer.begin_transaction()
-            self._handle_batch(messages, idle)
-            state = self.save_state()
-            if self.config.state_topic is not None and state != snapshot:
-                self._produce(self.config.state_topic, self._state_key, state, None)
-            positions = self._consumer.position(self._consumer.assignment())
-            self._producer.send_offsets_to_transaction(
-                positions, self._consumer.consumer_group_metadata(), self.config.commit_timeout
-            )
-            self._producer.commit_transaction(self.config.commit_timeout)
-        except KafkaException as exc:
-            self._recover(exc, snapshot)
+            self._checkpoint()
+        except (KafkaException, InfrastructureUnavailable) as exc:
+            self._recover(f"checkpoint failed: {exc}")
             return
-        self._last_state = state
-        self.processed += len(messages)
-        MESSAGES.labels(self.stage, "processed").inc(len(messages))
+        self._last_checkpoint = time.monotonic()
+
+    def _checkpoint(self) -> None:
+        """Make outputs, then state and offsets, durable (see the module docstring)."""
+        assert self._producer is not None and self._consumer is not None
+        advanced = {tp: o for tp, o in self._positions.items() if self._marked.get(tp) != o}
+        if not advanced and not any(self._touched.values()):
+            self._pending_input = False
+            self._healthy()
+            return
+        self._flush("outputs")
+        if self.stateful:
+            topic = self.config.changelog_topic
+            assert topic is not None
+            for task, epoch in self._tasks.items():
+                keys = self._touched.pop(task, set())
+                offsets = {tp: o for tp, o in self._positions.items()
+                           if self.task_of(tp[1]) == task}
+                if not keys and all(self._marked.get(tp) == o for tp, o in offsets.items()):
+                    continue
+                headers: list[tuple[str, str | bytes | None]] = [
+                    (EPOCH_HEADER, str(epoch).encode())]
+                live = self._live.setdefault(task, set())
+                for key in sorted(keys):
+                    value = self.state_value(task, key)
+                    if value is None:
+                        if key not in live:
+                            continue
+                        live.discard(key)
+                    else:
+                        live.add(key)
+                    if value is not None and len(value) > MAX_RECORD_BYTES:
+                        raise StateTooLarge(
+                            f"{self.stage}: state key {key!r} is {len(value)} bytes, over the "
+                            f"{MAX_RECORD_BYTES}-byte bound")
+                    self.state_bytes += len(key) + (len(value) if value else 0)
+                    self._produce(topic, key.encode(), value, headers, task)
+                self._seq += 1
+                marker = encode_marker(offsets, self._seq)
+                self.state_bytes += len(marker)
+                self._produce(topic, MARKER_KEY, marker, headers, task)
+            self._flush("changelog")
+            STATE_BYTES.labels(self.stage).set(self.state_bytes)
+        self._marked.update(self._positions)
+        if self._positions:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in self._positions.items()],
+                asynchronous=True)
+        CHECKPOINTS.labels(self.stage).inc()
+        self._pending_input = False
+        self._healthy()
         self.after_commit()
 
-    def _recover(self, exc: KafkaException, snapshot: bytes | None) -> None:
-        """Abort, replace the producer, rewind to committed offsets, restore state."""
-        assert self._consumer is not None and self._producer is not None
-        error: KafkaError = exc.args[0]
-        log.warning("%s: transaction failed (%s); aborting and rewinding", self.stage, error)
-        ABORTS.labels(self.stage).inc()
-        if not error.fatal():
-            try:
-                self._producer.abort_transaction(self.config.commit_timeout)
-            except KafkaException as abort_exc:
-                log.warning("%s: abort failed (%s); replacing the producer", self.stage, abort_exc)
-        # Indefinite or fatal outcomes: never retry on the old producer. A new one with the
-        # same transactional.id fences the old and aborts whatever it left open.
-        self._producer.flush(0)
-        self._producer = self._new_producer()
-        self._rewind()
-        if snapshot is not None:
-            self.load_state(snapshot)
-
-    def _rewind(self) -> None:
-        assert self._consumer is not None
-        assignment = self._consumer.assignment()
-        if not assignment:
-            return
-        committed = self._consumer.committed(assignment, timeout=self.config.commit_timeout)
-        for tp in committed:
-            if tp.offset < 0:
-                tp.offset = -2  # OFFSET_BEGINNING per auto.offset.reset=earliest
-            self._consumer.seek(tp)
-
-    def _at_least_once_batch(self, messages: list[Message], idle: list[Output]) -> None:
-        assert self._consumer is not None and self._producer is not None
-        self._handle_batch(messages, idle, dedup=True)
-        remaining = self._producer.flush(self.config.commit_timeout)
+    def _flush(self, what: str) -> None:
+        assert self._producer is not None
+        remaining = self._producer.flush(self.config.flush_timeout)
         failures = self._delivery.take_failures()
         if remaining or failures:
-            # Nothing is committed: the batch is redelivered after a restart.
-            raise KafkaException(
-                KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} undelivered, {failures}")
-            )
-        if messages:
-            self._consumer.commit(asynchronous=False)
-        self.processed += len(messages)
-        self.after_commit()
+            raise InfrastructureUnavailable(
+                f"{what}: {remaining} undelivered after {self.config.flush_timeout:g}s, "
+                f"refused: {failures[:3]}")
+
+    def _healthy(self) -> None:
+        self._failures = 0
+        self._failing_since = None
+        self.health.fail(None)
+
+    def _recover(self, reason: str) -> None:
+        """Replace the producer and restore every owned task from its changelog."""
+        assert self._consumer is not None
+        self._failures += 1
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        ABORTS.labels(self.stage).inc()
+        log.warning("%s: %s; restoring from the last checkpoint (%d in a row)", self.stage,
+                    reason, self._failures)
+        if now - self._failing_since >= self.config.unhealthy_after or self._failures >= 5:
+            self.health.fail(f"{self._failures} checkpoints failed in a row: {reason}")
+        if self._producer is not None:
+            self._producer.purge()
+            self._producer.flush(0)
+        self._delivery.take_failures()
+        self._producer = self._new_producer()
+        if self._failures > 1:
+            time.sleep(min(2.0, 0.1 * 2 ** min(self._failures, 5)))
+        try:
+            for task in list(self._tasks):
+                self.drop_task(task)
+                self._touched.pop(task, None)
+                offsets = self._restore(task)
+                for tp in self._consumer.assignment():
+                    if self.task_of(tp.partition) == task:
+                        tp.offset = offsets.get((tp.topic, tp.partition), self._reset_offset())
+                        self._consumer.seek(tp)
+        except (KafkaException, InfrastructureUnavailable) as exc:
+            log.warning("%s: restore failed (%s); retrying", self.stage, exc)
+            self._tasks.clear()
+            self._positions.clear()
+            self._marked.clear()
+            # No consistent state: leave the group and join again, which restores on assign.
+            self._consumer.unsubscribe()
+            self._consumer.subscribe(list(self.inputs), on_assign=self._on_assign,
+                                     on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._last_checkpoint = time.monotonic()
+
+    # -- rebalances and restore ----------------------------------------------------------
+
+    def _reset_offset(self) -> int:
+        return OFFSET_END if self.config.auto_offset_reset == "latest" else OFFSET_BEGINNING
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.stateful:
+            for task in sorted({self.task_of(tp.partition) for tp in partitions}):
+                if task in self._tasks:
+                    continue
+                offsets = self._restore(task)
+                for tp in partitions:
+                    if self.task_of(tp.partition) == task:
+                        tp.offset = offsets.get((tp.topic, tp.partition), self._reset_offset())
+            if not self.copartitioned:
+                self._check_single_task(consumer, partitions)
+        log.info("%s: assigned %s", self.stage,
+                 ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions))
+        consumer.assign(partitions)
+
+    def _check_single_task(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        have = {(tp.topic, tp.partition) for tp in partitions}
+        try:
+            parts = existing_partitions(admin_client(self.kafka), 5.0)
+        except InfrastructureUnavailable:
+            return
+        missing = [f"{t}[{p}]" for t in self.inputs for p in range(parts.get(t, 0))
+                   if (t, p) not in have]
+        if missing:
+            reason = (f"{self.stage} keeps one state for all its inputs and runs as one "
+                      f"replica, but another replica holds {', '.join(missing[:4])}")
+            log.error("%s", reason)
+            self.health.fail(reason)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._producer is not None:
+            self._checkpoint_or_recover()
+        self._release(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Someone else may already own them: nothing of ours may be written for them now.
+        self._release(partitions)
+
+    def _release(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._positions.pop((tp.topic, tp.partition), None)
+            self._marked.pop((tp.topic, tp.partition), None)
+        for task in {self.task_of(tp.partition) for tp in partitions}:
+            if task in self._tasks:
+                del self._tasks[task]
+                self._touched.pop(task, None)
+                self._live.pop(task, None)
+                self.drop_task(task)
+
+    def _restore(self, task: int) -> dict[tuple[str, int], int]:
+        """Claim ``task``, fold its changelog up to the claim, hand the state to the stage."""
+        topic = self.config.changelog_topic
+        if topic is None:
+            self._tasks[task] = -1
+            return {}
+        started = time.monotonic()
+        nonce = uuid.uuid4().hex.encode()
+        self._produce(topic, CLAIM_KEY, nonce, None, task)
+        self._flush("claim")
+        claim: list[int] = []
+        restored = fold(self._read_changelog(topic, task, nonce, claim))
+        epoch = claim[0]
+        self._tasks[task] = epoch
+        self.restore_task(task, restored.items)
+        self._live[task] = set(restored.items)
+        for key in restored.orphans:
+            self._live[task].add(key)  # so that a key gone now is written as a tombstone
+            self.touch(key, task)
+        for tp, offset in restored.offsets.items():
+            self._positions[tp] = offset
+            self._marked[tp] = offset
+        self._seq = max(self._seq, restored.seq)
+        log.info("%s: task %d restored from %s[%d] in %.2f s: %d keys from %d records "
+                 "(%d fenced, %d orphaned), epoch %d", self.stage, task, topic, task,
+                 time.monotonic() - started, len(restored.items), restored.records,
+                 restored.ignored, len(restored.orphans), epoch)
+        return restored.offsets
+
+    def _read_changelog(self, topic: str, task: int, nonce: bytes,
+                        claim: list[int]) -> Iterator[ChangelogRecord]:
+        """The partition's records up to and including our own claim (found by its nonce)."""
+        reader = Consumer({
+            **self.kafka.client_config(),
+            "group.id": f"alphaspt-restore-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_uncommitted",
+            "fetch.wait.max.ms": 10,
+        })
+        try:
+            reader.assign([TopicPartition(topic, task, OFFSET_BEGINNING)])
+            deadline = time.monotonic() + self.config.restore_timeout
+            while time.monotonic() < deadline:
+                for msg in reader.consume(5000, 0.2):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            continue
+                        raise InfrastructureUnavailable(f"reading {topic}[{task}]: {err}")
+                    key = msg.key() or b""
+                    offset = msg.offset() or 0
+                    epoch = None
+                    for name, value in list(msg.headers() or []):
+                        if name == EPOCH_HEADER and isinstance(value, bytes):
+                            epoch = int(value)
+                    yield ChangelogRecord(offset, key, msg.value(), epoch)
+                    if key == CLAIM_KEY and msg.value() == nonce:
+                        claim.append(offset)
+                        return
+            raise InfrastructureUnavailable(
+                f"restoring {topic}[{task}]: own claim not seen within "
+                f"{self.config.restore_timeout:g}s")
+        finally:
+            reader.close()
+
+    def _ensure_changelog(self, topic: str) -> None:
+        admin = admin_client(self.kafka)
+        parts = existing_partitions(admin)
+        wanted = max((parts.get(t, 1) for t in self.inputs), default=1) \
+            if self.copartitioned else 1
+        ensure_topics(admin, [TopicSpec(topic, wanted, dict(Topics.CHANGELOG_CONFIG))],
+                      replication_factor=self.kafka.replication_factor)
+        have = existing_partitions(admin).get(topic, 0)
+        if have < wanted:
+            raise InfrastructureUnavailable(
+                f"{topic} has {have} partitions but {self.stage} needs {wanted} (one per "
+                f"input partition); recreate it")
 
     # -- per message -------------------------------------------------------------------
 
-    def _handle_batch(self, messages: list[Message], idle: list[Output],
-                      dedup: bool = False) -> None:
-        for msg in messages:
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise KafkaException(err)
-            self._handle_message(msg, dedup)
-        for out in idle:
-            self._emit(out)
-
-    def _handle_message(self, msg: Message, dedup: bool) -> None:
+    def _handle_message(self, msg: Message) -> None:
+        err = msg.error()
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                return
+            raise KafkaException(err)
         topic = msg.topic() or ""
+        partition = msg.partition() or 0
+        self.task = self.task_of(partition)
+        self.current_partition = partition
+        self._positions[(topic, partition)] = (msg.offset() or 0) + 1
+        MESSAGES.labels(self.stage, "processed").inc()
+        self.processed += 1
         try:
             event = self.inputs[topic].decode(msg.value())
         except DecodeError as exc:
             self._dead_letter(msg, f"undecodable: {exc}")
             return
-        if dedup and self._already_seen(f"{topic}/{event.event_id}"):
-            return
         try:
             outputs = list(self.process(topic, event))
+        except StateTooLarge:
+            raise
         except Exception as exc:  # a bad event must not stop the stage
             log.exception("%s: processing %s failed", self.stage, event.event_id)
             self._dead_letter(msg, f"unprocessable: {type(exc).__name__}: {exc}")
@@ -292,28 +534,20 @@ class StreamProcessor(ABC):
         for out in outputs:
             self._emit(out)
 
-    def _already_seen(self, key: str) -> bool:
-        if key in self._seen:
-            return True
-        self._seen[key] = None
-        if len(self._seen) > self.config.dedup_window:
-            self._seen.popitem(last=False)
-        return False
-
     def _emit(self, out: Output) -> None:
-        assert self._producer is not None
         self._produce(out.topic, out.key, encode(out.event), None)
 
     def _produce(
         self, topic: str, key: str | bytes | None, value: bytes | None,
-        headers: list[tuple[str, str | bytes | None]] | None,
+        headers: list[tuple[str, str | bytes | None]] | None, partition: int | None = None,
     ) -> None:
         assert self._producer is not None
+        kwargs: dict[str, Any] = {"value": value, "key": key, "headers": headers}
+        if partition is not None:
+            kwargs["partition"] = partition
         while True:
             try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=self._delivery
-                )
+                self._producer.produce(topic, **kwargs)
                 return
             except BufferError:
                 self._producer.poll(0.05)
@@ -333,6 +567,25 @@ class StreamProcessor(ABC):
         ]
         self._produce(Topics.dlq(topic), msg.key(), msg.value(), headers)
 
+    def _update_lag(self) -> None:
+        """Consumer lag (messages behind the high watermark) into the health and metrics."""
+        assert self._consumer is not None
+        lag = 0
+        for (topic, partition), position in self._positions.items():
+            try:
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=0.5, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                lag += max(0, high - position)
+        self.health.lag = lag
+        LAG.labels(self.stage).set(lag)
+        if (self._pending_input and self._failing_since is not None
+                and time.monotonic() - self._failing_since >= self.config.unhealthy_after):
+            self.health.fail(f"no checkpoint for {time.monotonic() - self._failing_since:.0f} s"
+                             f" with input waiting")
+
     # -- clients -----------------------------------------------------------------------
 
     def _consumer_config(self) -> dict[str, Any]:
@@ -340,6 +593,7 @@ class StreamProcessor(ABC):
             **self.kafka.consumer_config(),
             "group.id": self.config.group_id,
             "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
             "auto.offset.reset": self.config.auto_offset_reset,
             "isolation.level": "read_committed",
             "enable.partition.eof": False,
@@ -352,25 +606,21 @@ class StreamProcessor(ABC):
             **self.kafka.client_config(),
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 2,
+            "linger.ms": 1,
+            "delivery.report.only.error": True,
+            "on_delivery": self._delivery,
         }
-        if self.config.transactional_id is not None:
-            conf["transactional.id"] = self.config.transactional_id
-            conf["transaction.timeout.ms"] = self.config.transaction_timeout_ms
         conf.update(self.config.extra_producer_config)
-        producer = Producer(conf)
-        if self.config.transactional_id is not None:
-            producer.init_transactions(self.config.commit_timeout)
-        return producer
+        return Producer(conf)
 
     def _shutdown(self) -> None:
-        log.info("%s: shutting down (processed=%d dlq=%d)", self.stage, self.processed,
-                 self.dead_lettered)
+        log.info("%s: shutting down (processed=%d dlq=%d state_bytes=%d)", self.stage,
+                 self.processed, self.dead_lettered, self.state_bytes)
         if self._producer is not None:
             self._producer.flush(10)
         if self._consumer is not None:
             try:
-                self._consumer.close()  # leaves the group; offsets are committed per batch
+                self._consumer.close()
             except KafkaException as exc:
                 log.warning("%s: consumer close: %s", self.stage, exc)
         self._producer = None

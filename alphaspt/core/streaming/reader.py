@@ -91,3 +91,45 @@ def read_latest(kafka: KafkaConfig, topic: str, key: str) -> bytes | None:
         if msg.key() == wanted:
             latest = msg.value()
     return latest
+
+
+def read_tail(kafka: KafkaConfig, topic: str, count: int, *,
+              timeout: float = 30.0) -> list[Message]:
+    """The last ``count`` messages (at most) of each partition of ``topic``."""
+    consumer = Consumer({
+        **kafka.client_config(),
+        "group.id": f"alphaspt-reader-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+    })
+    try:
+        try:
+            metadata = consumer.list_topics(topic, timeout=10)
+        except KafkaException as exc:
+            raise InfrastructureUnavailable(f"metadata for {topic}: {exc}") from exc
+        tmeta = metadata.topics.get(topic)
+        if tmeta is None or tmeta.error is not None:
+            return []
+        parts = []
+        for p in tmeta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                parts.append(TopicPartition(topic, p, max(low, high - count)))
+        if not parts:
+            return []
+        consumer.assign(parts)
+        pending = {tp.partition for tp in parts}
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition() or 0)
+                        continue
+                    raise InfrastructureUnavailable(f"reading {topic}: {err}")
+                out.append(msg)
+        return out
+    finally:
+        consumer.close()

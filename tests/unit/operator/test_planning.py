@@ -105,9 +105,12 @@ def test_plan_has_rows_topics_and_workers() -> None:
         assert topics[shared].partitions == 6
         assert topics[Topics.dlq(shared)].partitions == 6
     state = topics["strategy.a.state"]
-    assert state.partitions == 1 and state.config == {"cleanup.policy": "compact"}
-    assert topics[Topics.STATE].config == {"cleanup.policy": "compact"}
-    assert len(topics) == 2 * len(Topics.ALL) + 1 + 2
+    assert state.partitions == 1 and state.config["cleanup.policy"] == "compact"
+    for stage, copartitioned in Topics.CHANGELOG_STAGES.items():
+        changelog = topics[Topics.changelog(stage)]
+        assert changelog.config == Topics.CHANGELOG_CONFIG
+        assert changelog.partitions == (6 if copartitioned else 1)
+    assert len(topics) == 2 * len(Topics.ALL) + len(Topics.CHANGELOG_STAGES) + 2
     assert [t.name for t in desired.topics] == sorted(topics)
 
 
