@@ -79,9 +79,10 @@ class Topics:
         return f"{topic}.dlq"
 
     @staticmethod
-    def changelog(stage: str) -> str:
-        """Compacted: a shared stage's per-key state, one partition per task."""
-        return f"alphaspt.{stage}.changelog"
+    def changelog(stage: str, namespace: str = "default") -> str:
+        """Compacted: a shared stage's per-key state, one partition per task. Per namespace,
+        like the stage's consumer group: two pipelines never share a changelog."""
+        return f"alphaspt.{namespace}.{stage}.changelog"
 
     @staticmethod
     def strategy_state(strategy: str) -> str:

@@ -44,14 +44,27 @@ class Health:
     def __init__(self, stale_after: float = 60.0) -> None:
         self.stale_after = stale_after
         self.ready = False
-        self.reason: str | None = None
-        """Why the worker is not making progress (``None``: it is)."""
         self.lag = 0
+        self.stall_after = 10.0
+        """Input consumed but not checkpointed for this long is reported as a stall."""
+        self.unsaved_since: float | None = None
+        """When the oldest input not yet checkpointed was consumed (``None``: none)."""
+        self._failure: str | None = None
         self._last = time.monotonic()
 
     def fail(self, reason: str | None) -> None:
         """Report a failure to make progress (``None`` clears it); /readyz follows."""
-        self.reason = reason
+        self._failure = reason
+
+    @property
+    def reason(self) -> str | None:
+        """Why the worker is not making progress (``None``: it is)."""
+        if self._failure is not None:
+            return self._failure
+        since = self.unsaved_since
+        if since is not None and time.monotonic() - since >= self.stall_after:
+            return f"no checkpoint for {time.monotonic() - since:.0f} s with input waiting"
+        return None
 
     @property
     def ok(self) -> bool:

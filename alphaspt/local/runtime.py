@@ -36,7 +36,7 @@ from alphaspt.core.specs import Manifest
 from alphaspt.core.streaming import EventProducer, TopicSpec, admin_client, ensure_topics
 from alphaspt.exceptions import InvalidConfiguration, ServerStartError
 from alphaspt.local.apache_kafka import ApacheKafka
-from alphaspt.local.process import ManagedProcess, port_open
+from alphaspt.local.process import ManagedProcess, fetch_status, free_port, port_open, tail
 from alphaspt.local.servers import EmbeddedPostgres, EmbeddedRedis, Tansu
 from alphaspt.operator.planning import Plan, PlanConfig, WorkerSpec, plan, resources_from_manifests
 from alphaspt.workers import SHARED_STAGES
@@ -100,6 +100,11 @@ class Child:
     started_at: float = 0.0
     next_start: float = 0.0
     exits: list[int] = field(default_factory=list)
+    health_port: int | None = None
+    """Where the worker serves /status (shared stages and runners)."""
+    reason: str | None = None
+    """The worker's own word on why it makes no progress (from /status)."""
+    lag: int = 0
 
     def start(self) -> None:
         self.process = ManagedProcess(self.name, self.argv, self.log_path, env=self.env)
@@ -234,7 +239,8 @@ class LocalRuntime:
         """Validate the manifests and plan, before any server starts."""
         strategies, profiles = resources_from_manifests(manifests,
                                                         namespace=self.settings.namespace)
-        return plan(strategies, profiles, PlanConfig(partitions=self.settings.kafka.partitions))
+        return plan(strategies, profiles, PlanConfig(
+            namespace=self.settings.namespace, partitions=self.settings.kafka.partitions))
 
     def _apply(self, desired: Plan) -> None:
         asyncio.run(self._apply_rows(desired))
@@ -303,7 +309,10 @@ class LocalRuntime:
             feed_args += ["--speed", str(self.options.speed)]
         for stage in SHARED_STAGES:
             argv = [*python, "worker", stage, *(feed_args if stage == "market-feed" else [])]
-            self.children.append(Child(stage, argv, self._child_env(), logs / f"{stage}.log"))
+            port = free_port()
+            self.children.append(Child(
+                stage, argv, self._child_env([("ALPHASPT_METRICS__PORT", str(port))]),
+                logs / f"{stage}.log", health_port=port))
         for worker in desired.workers:
             if worker.replicas < 1:
                 self.out(f"skipped   {worker.name}: desiredState is not Running")
@@ -317,8 +326,27 @@ class LocalRuntime:
         argv = list(worker.argv)
         if argv and argv[0] == "alphaspt":
             argv = [*python, *argv[1:]]
-        return Child(worker.name, argv, self._child_env(worker.env.items()),
-                     logs / f"{worker.name}.log")
+        port = free_port()
+        env = [*worker.env.items(), ("ALPHASPT_METRICS__PORT", str(port))]
+        return Child(worker.name, argv, self._child_env(env), logs / f"{worker.name}.log",
+                     health_port=port)
+
+    def _check_health(self) -> None:
+        """Ask every worker why it is not making progress; say so when that changes."""
+        for child in self.children:
+            if child.health_port is None or child.process is None:
+                continue
+            status = fetch_status(self.settings.metrics.host, child.health_port)
+            if status is None:
+                continue
+            reason = status.get("reason")
+            child.lag = int(status.get("lag") or 0)
+            if reason != child.reason:
+                if reason:
+                    self.out(f"{child.name}: {reason}")
+                else:
+                    self.out(f"{child.name}: making progress again")
+                child.reason = reason
 
     def _report(self, client: redis.Redis) -> None:
         """One progress line from the read model (what the dashboard shows)."""
@@ -337,17 +365,23 @@ class LocalRuntime:
             self.out("status    waiting for the first orders ...")
             return
         t = {str(k): str(v) for k, v in total.items()}
+        lag = ", ".join(f"{c.name} {c.lag}" for c in self.children if c.lag)
         self.out(f"status    orders {t.get('orders', 0)}, fills {t.get('fills', 0)}, "
                  f"rejections {t.get('rejections', 0)}, net P&L "
-                 f"{float(t.get('net_pnl', 0)):+,.2f} INR  [" + "; ".join(per) + "]")
+                 f"{float(t.get('net_pnl', 0)):+,.2f} INR  [" + "; ".join(per) + "]"
+                 f"  lag: {lag or 'none'}")
 
     def _supervise(self, started: float) -> None:
         deadline = None if self.options.duration is None else started + self.options.duration
         client = redis.Redis.from_url(self.urls["redis"], decode_responses=True,
                                       socket_timeout=2)
         next_report = time.monotonic() + self.options.report_every
+        next_health = time.monotonic() + 2.0
         while not self._stop and (deadline is None or time.monotonic() < deadline):
             now = time.monotonic()
+            if now >= next_health:
+                self._check_health()
+                next_health = now + 2.0
             if self.options.report_every > 0 and now >= next_report:
                 self._report(client)
                 next_report = now + self.options.report_every
@@ -366,8 +400,10 @@ class LocalRuntime:
                     delay = min(self.options.max_backoff, 0.25 * 2.0 ** child.restarts)
                     child.restarts += 1
                     child.next_start = now + delay
+                    last = tail(child.log_path, 1).strip()
                     self.out(f"worker    {child.name} exited with code {code}; restarting in "
-                             f"{delay:.2g} s (log: {child.log_path})")
+                             f"{delay:.2g} s (log: {child.log_path})"
+                             + (f"\n          last line: {last[-300:]}" if code else ""))
                 elif child.process is None and now >= child.next_start:
                     child.start()
                     self.out(f"worker    {child.name} restarted")

@@ -98,6 +98,8 @@ RiskProfileResource = Resource[RiskProfileSpec]
 
 @dataclass(frozen=True)
 class PlanConfig:
+    namespace: str = "default"
+    """Where the shared stages run (their consumer groups and changelogs are per namespace)."""
     partitions: int = 3
     """Partitions of every shared pipeline topic and its dead-letter topic."""
     state_partitions: int = 1
@@ -237,7 +239,7 @@ def state_topic(strategy: str) -> str:
     return Topics.strategy_state(strategy)
 
 
-def shared_topics(partitions: int = 3) -> tuple[TopicPlan, ...]:
+def shared_topics(partitions: int = 3, namespace: str = "default") -> tuple[TopicPlan, ...]:
     """Every pipeline topic and its dead-letter topic, and each stateful shared stage's
     changelog (a partition per input partition when co-partitioned, else one)."""
     return (*(
@@ -245,7 +247,7 @@ def shared_topics(partitions: int = 3) -> tuple[TopicPlan, ...]:
         for topic in Topics.ALL
         for name in (topic, Topics.dlq(topic))
     ), *(
-        TopicPlan(Topics.changelog(stage), partitions if copartitioned else 1,
+        TopicPlan(Topics.changelog(stage, namespace), partitions if copartitioned else 1,
                   dict(Topics.CHANGELOG_CONFIG))
         for stage, copartitioned in Topics.CHANGELOG_STAGES.items()
     ))
@@ -343,7 +345,7 @@ def plan(
         if missing:
             raise DependencyNotReady(f"RiskProfile not found for: {', '.join(missing)}")
     plans = [plan_strategy(s, config) for s in strategy_list]
-    topics = {t.name: t for t in shared_topics(config.partitions)}
+    topics = {t.name: t for t in shared_topics(config.partitions, config.namespace)}
     for p in plans:
         topics.update((t.name, t) for t in p.topics)
     return Plan(

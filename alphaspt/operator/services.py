@@ -59,6 +59,7 @@ def reconciler_config(settings: Settings) -> ReconcilerConfig:
     return ReconcilerConfig(
         namespace=settings.namespace,
         plan=PlanConfig(
+            namespace=settings.namespace,
             partitions=settings.kafka.partitions,
             default_requests=dict(op.default_requests),
             default_limits=dict(op.default_limits),

@@ -203,7 +203,7 @@ class StrategyReconciler:
 
     async def _sync_topics(self, obj: dict[str, Any], plan: StrategyPlan,
                            conds: dict[str, Condition], refresh: bool) -> None:
-        topics = (*shared_topics(self._cfg.plan.partitions), *plan.topics)
+        topics = (*shared_topics(self._cfg.plan.partitions, self._cfg.plan.namespace), *plan.topics)
         try:
             created = await timed(self._topics.ensure(topics, refresh=refresh), "Kafka",
                                   self._cfg.step_timeout)

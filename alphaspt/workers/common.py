@@ -96,7 +96,7 @@ def stage_config(settings: Settings, stage: str, **overrides: Any) -> ProcessorC
     """One consumer group per stage; state in the stage's changelog topic."""
     values: dict[str, Any] = {
         "group_id": f"alphaspt-{settings.namespace}-{stage}",
-        "changelog_topic": Topics.changelog(stage),
+        "changelog_topic": Topics.changelog(stage, settings.namespace),
     }
     values.update(overrides)
     return ProcessorConfig(**values)

@@ -37,7 +37,7 @@ from alphaspt.brokers.base import client_order_id
 from alphaspt.core.config import KafkaConfig
 from alphaspt.core.events import Codec, Fill, Order, RiskDecision, Tick, Topics
 from alphaspt.core.streaming.reader import read_to_end
-from alphaspt.local.process import free_port
+from alphaspt.local.process import free_port, port_open
 from alphaspt.portfolio.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,27 +53,28 @@ PROFILE: dict[str, Any] = {
 }
 
 
-def write_replay(path: Path, ticks: int, seed: int = 7) -> None:
-    """A seeded random walk of the example symbols on the ₹0.05 grid, 20 ms apart."""
+def write_replay(path: Path, ticks: int, seed: int = 7, spacing_ms: float = 20.0) -> None:
+    """A seeded random walk of the example symbols on the ₹0.05 grid, ``spacing_ms``
+    apart from 09:15 IST on Tuesday 7 January 2025."""
     rng = random.Random(seed)
     prices = {"RELIANCE": 1400.0, "TCS": 4100.0, "INFY": 1550.0, "SBIN": 800.0,
               "HDFCBANK": 1700.0}
     volume = dict.fromkeys(SYMBOLS, 0)
     start = datetime(2025, 1, 7, 9, 15, tzinfo=IST)
-    lines = ["timestamp,symbol,price,quantity,volume"]
-    for i in range(ticks):
-        symbol = SYMBOLS[i % len(SYMBOLS)]
-        drift = rng.gauss(0, 0.0004) * prices[symbol]
-        prices[symbol] = max(1.0, round(round((prices[symbol] + drift) / 0.05) * 0.05, 2))
-        qty = rng.randint(1, 200)
-        volume[symbol] += qty
-        ts = start + timedelta(milliseconds=20 * i)
-        lines.append(f"{ts.isoformat(timespec='milliseconds')},{symbol},"
-                     f"{prices[symbol]:.2f},{qty},{volume[symbol]}")
-    path.write_text("\n".join(lines) + "\n")
+    with path.open("w") as out:
+        out.write("timestamp,symbol,price,quantity,volume\n")
+        for i in range(ticks):
+            symbol = SYMBOLS[i % len(SYMBOLS)]
+            drift = rng.gauss(0, 0.0004) * prices[symbol]
+            prices[symbol] = max(1.0, round(round((prices[symbol] + drift) / 0.05) * 0.05, 2))
+            qty = rng.randint(1, 200)
+            volume[symbol] += qty
+            ts = start + timedelta(milliseconds=spacing_ms * i)
+            out.write(f"{ts.isoformat(timespec='milliseconds')},{symbol},"
+                      f"{prices[symbol]:.2f},{qty},{volume[symbol]}\n")
 
 
-def write_manifests(directory: Path) -> None:
+def write_manifests(directory: Path, profile: dict[str, Any] | None = None) -> None:
     """The two example strategies bound to a profile with room to trade."""
     docs: list[dict[str, Any]] = []
     for file in sorted((REPO / "examples").glob("*.yaml")):
@@ -82,7 +83,7 @@ def write_manifests(directory: Path) -> None:
                 doc["spec"]["riskProfileRef"] = "chaos"
                 docs.append(doc)
     docs.append({"apiVersion": "alphaspt.io/v1alpha1", "kind": "RiskProfile",
-                 "metadata": {"name": "chaos"}, "spec": PROFILE})
+                 "metadata": {"name": "chaos"}, "spec": profile or PROFILE})
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "chaos.yaml").write_text(yaml.safe_dump_all(docs))
 
@@ -122,7 +123,7 @@ class RunResult:
 class Up:
     """``alphaspt up`` in a subprocess with its own state dir, ports and logs."""
 
-    def __init__(self, workdir: Path, broker: str, replay: Path, speed: float) -> None:
+    def __init__(self, workdir: Path, broker: str, replay: Path, speed: float | None) -> None:
         self.workdir = workdir
         self.broker = broker
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHASPT_")}
@@ -134,7 +135,8 @@ class Up:
             "PYTHONUNBUFFERED": "1",
         })
         self.argv = [sys.executable, "-m", "alphaspt", "up", "-f", str(workdir / "manifests"),
-                     "--feed", "replay", "--replay", str(replay), "--speed", str(speed)]
+                     "--feed", "replay", "--replay", str(replay),
+                     *(["--speed", str(speed)] if speed else [])]
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self.urls: dict[str, str] = {}
@@ -236,14 +238,33 @@ def group_lag(kafka: KafkaConfig) -> int:
         probe.close()
 
 
+def topic_end(kafka: KafkaConfig, topic: str) -> int:
+    """Sum of the partitions' high watermarks (messages ever written, no compaction)."""
+    from confluent_kafka import Consumer, TopicPartition
+    probe = Consumer({**kafka.client_config(), "group.id": "alphaspt-chaos-probe"})
+    try:
+        meta = probe.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return 0
+        return sum(probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in meta.partitions)
+    finally:
+        probe.close()
+
+
 def wait_drained(up: Up, expect_ticks: int, timeout: float) -> None:
     """Until the replay is all in market.ticks and no group lags, for 3 s in a row."""
     deadline = time.monotonic() + timeout
     quiet_since: float | None = None
     while time.monotonic() < deadline:
         up.read()
+        host, _, port = up.urls["kafka"].rpartition(":")
+        if not port_open(host, int(port)):  # the broker is restarting
+            quiet_since = None
+            time.sleep(1.0)
+            continue
         try:
-            ticks = sum(1 for _ in read_to_end(up.kafka, Topics.TICKS, quiet=0.1))
+            ticks = topic_end(up.kafka, Topics.TICKS)
             lag = group_lag(up.kafka) if ticks >= expect_ticks else -1
         except Exception:  # the broker may be restarting
             lag = -1

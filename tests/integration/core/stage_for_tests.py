@@ -1,22 +1,33 @@
 """A tiny stage used by the streaming tests, runnable as a separate process.
 
-    python stage_for_tests.py BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP TXID|- DELAY_S \
-        [STATE_TOPIC [STALL_AT]]
+    python stage_for_tests.py BOOTSTRAP IN_TOPIC OUT_TOPIC GROUP [--changelog TOPIC]
+        [--copartitioned] [--delay S] [--commit-interval S] [--stall-at N]
 
-It doubles each input Tick's price into an output Tick whose id derives from the input's.
+It doubles each input Tick's price into an output Tick whose id derives from the input's
+(and whose ingest time is the input's: an output produced again is byte for byte the same).
 A Tick whose symbol is ``POISON`` makes ``process`` raise (it must be dead-lettered).
-With STATE_TOPIC, the stage counts the ticks it has seen in state kept in that topic and
-puts the running count in each output's ``volume``. With STALL_AT, once the count reaches
-it the stage stalls for a minute inside the open transaction, after producing that batch's
-outputs and before committing: the moment a crash test kills it.
+
+With ``--changelog``, the stage counts the ticks it has seen per symbol, in state kept in
+that changelog topic (one key per symbol, written with ``touch``), and puts the running
+count of the tick's symbol in each output's ``volume``. Ticks are keyed by symbol, so each
+symbol's ticks are in one partition, in order: the output of every input is determined by
+the input alone, however the run is interrupted. ``--copartitioned`` keeps the state per
+input partition (one changelog partition per task) instead of one task for all.
+
+After every checkpoint the stage prints ``CHECKPOINT <inputs processed>`` on stdout. With
+``--stall-at N``, once N inputs are processed, the first checkpoint that writes two keys of
+one task stalls for a minute after writing the first (delivered to the broker) and before
+the second and the marker, and prints ``STALLED <inputs processed>``: the moment a crash
+test kills it, with outputs flushed, the changelog holding a value past the last marker,
+and the marker not written.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from alphaspt.core.config import KafkaConfig
 from alphaspt.core.events import Codec, Event, Tick
@@ -27,21 +38,17 @@ class Doubler(StreamProcessor):
     stage = "doubler"
 
     def __init__(self, kafka: KafkaConfig, config: ProcessorConfig, in_topic: str,
-                 out_topic: str, delay: float) -> None:
+                 out_topic: str, delay: float, *, copartitioned: bool = False,
+                 stall_at: int | None = None) -> None:
         super().__init__(kafka, config, {in_topic: Codec(Tick)})
+        self.copartitioned = copartitioned
         self.out_topic = out_topic
         self.delay = delay
-        self.count = 0
-        self.stall_at: int | None = None
-
-    def save_state(self) -> bytes | None:
-        if self.stall_at is not None and self.count >= self.stall_at:
-            self.stall_at = None
-            time.sleep(60)
-        return str(self.count).encode() if self.config.state_topic else None
-
-    def load_state(self, data: bytes) -> None:
-        self.count = int(data)
+        self.counts: dict[int, dict[str, int]] = {}
+        """Task → symbol → ticks seen."""
+        self.stall_at = stall_at
+        self._written: dict[int, int] = {}
+        """Task → keys written in the checkpoint under way."""
 
     def process(self, topic: str, event: Event) -> Iterable[Output]:
         assert isinstance(event, Tick)
@@ -49,24 +56,58 @@ class Doubler(StreamProcessor):
             raise ValueError("poison tick")
         if self.delay:
             time.sleep(self.delay)
-        self.count += 1
+        volume = 0
+        if self.stateful:
+            counts = self.counts.setdefault(self.task, {})
+            volume = counts[event.symbol] = counts.get(event.symbol, 0) + 1
+            self.touch(event.symbol)
         out = Tick(event_id=f"out-{event.event_id}", exchange_ts=event.exchange_ts,
-                   symbol=event.symbol, price=event.price * 2, volume=self.count)
+                   ingest_ts=event.ingest_ts, symbol=event.symbol, price=event.price * 2,
+                   volume=volume)
         yield Output(self.out_topic, event.symbol, out)
+
+    def state_value(self, task: int, key: str) -> bytes | None:
+        written = self._written[task] = self._written.get(task, 0) + 1
+        if self.stall_at is not None and self.processed >= self.stall_at and written == 2:
+            self.stall_at = None
+            assert self._producer is not None
+            self._producer.flush(10)  # the first key's value is on the broker
+            print("STALLED", self.processed, flush=True)
+            time.sleep(60)
+        count = self.counts.get(task, {}).get(key)
+        return None if count is None else str(count).encode()
+
+    def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
+        self.counts[task] = {key: int(value) for key, value in items.items()}
+
+    def drop_task(self, task: int) -> None:
+        self.counts.pop(task, None)
+
+    def after_commit(self) -> None:
+        self._written.clear()
+        print("CHECKPOINT", self.processed, flush=True)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
-    bootstrap, in_topic, out_topic, group, txid, delay = sys.argv[1:7]
-    state_topic = sys.argv[7] if len(sys.argv) > 7 else None
-    stall_at = int(sys.argv[8]) if len(sys.argv) > 8 else None
+    parser = argparse.ArgumentParser()
+    parser.add_argument("bootstrap")
+    parser.add_argument("in_topic")
+    parser.add_argument("out_topic")
+    parser.add_argument("group")
+    parser.add_argument("--changelog")
+    parser.add_argument("--copartitioned", action="store_true")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--commit-interval", type=float, default=0.2)
+    parser.add_argument("--stall-at", type=int)
+    args = parser.parse_args()
     stage = Doubler(
-        KafkaConfig(bootstrap_servers=bootstrap),
-        ProcessorConfig(group_id=group, transactional_id=None if txid == "-" else txid,
-                        batch_size=50, state_topic=state_topic),
-        in_topic, out_topic, float(delay),
+        KafkaConfig(bootstrap_servers=args.bootstrap),
+        ProcessorConfig(group_id=args.group, changelog_topic=args.changelog, batch_size=50,
+                        commit_interval=args.commit_interval),
+        args.in_topic, args.out_topic, args.delay, copartitioned=args.copartitioned,
+        stall_at=args.stall_at,
     )
-    stage.stall_at = stall_at
     stage.install_signal_handlers()
     stage.run()
 

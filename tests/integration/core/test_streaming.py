@@ -1,97 +1,191 @@
-"""The StreamProcessor on a real broker: exactly once through SIGKILL, and dead letters."""
+"""The StreamProcessor on a real broker: effectively once through SIGKILL, and dead letters.
+
+No broker transactions: outputs are flushed before each checkpoint, and a checkpoint
+writes the changed state keys, then a marker with the input offsets they cover, to the
+stage's changelog. A stage killed between the two re-processes the input after the last
+marker when it restarts, from the state of that marker, so it produces the same outputs
+again, byte for byte: consumers de-duplicate them by event id.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections import Counter
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Message
 
 from alphaspt.core.config import KafkaConfig
-from alphaspt.core.events import Codec, Tick, Topics
+from alphaspt.core.events import Codec, Tick, Topics, encode
 from alphaspt.core.streaming import EventProducer
+from alphaspt.core.streaming.changelog import CLAIM_KEY, MARKER_KEY
 
 pytestmark = pytest.mark.integration
 
 STAGE = Path(__file__).with_name("stage_for_tests.py")
 N = 600
+SYMBOLS = 6
 
 
-def spawn(kafka: KafkaConfig, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, str(STAGE), kafka.bootstrap_servers, *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+class Stage:
+    """The test stage in its own process; its stdout lines are collected as they come."""
+
+    def __init__(self, kafka: KafkaConfig, log: Path, *args: str) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, str(STAGE), kafka.bootstrap_servers, *args],
+            stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.strip())
+
+    def wait_for(self, word: str, timeout: float) -> int:
+        """The number printed with the first line starting with ``word``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in list(self.lines):
+                if line.startswith(f"{word} "):
+                    return int(line.split()[1])
+            assert self.proc.poll() is None, f"the stage exited:\n{self.stderr()}"
+            assert time.monotonic() < deadline, f"no {word} from the stage:\n{self.stderr()}"
+            time.sleep(0.05)
+
+    def stderr(self) -> str:
+        return self.log.read_text()[-5000:]
+
+    def terminate(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
 
 
-def feed(producer: EventProducer, topic: str, n: int, symbols: int = 6) -> None:
-    for i in range(n):
-        producer.send(topic, f"S{i % symbols}",
-                      Tick(event_id=str(i), exchange_ts=i, symbol=f"S{i % symbols}",
-                           price=float(i)))
+@pytest.fixture
+def stages(kafka: KafkaConfig, tmp_path: Path) -> Iterator[Callable[..., Stage]]:
+    started: list[Stage] = []
+
+    def spawn(*args: str) -> Stage:
+        stage = Stage(kafka, tmp_path / f"stage-{len(started)}.log", *args)
+        started.append(stage)
+        return stage
+
+    yield spawn
+    for stage in started:
+        if stage.proc.poll() is None:
+            stage.proc.kill()
+            stage.proc.wait(10)
+
+
+def feed(producer: EventProducer, topic: str, n: int, symbols: int = SYMBOLS) -> list[Tick]:
+    ticks = [Tick(event_id=str(i), exchange_ts=i, symbol=f"S{i % symbols}", price=float(i))
+             for i in range(n)]
+    for tick in ticks:
+        producer.send(topic, tick.symbol, tick)
     producer.flush()
+    return ticks
 
 
-@pytest.mark.skipif(
-    os.environ.get("ALPHASPT_TEST_KAFKA", "tansu") != "apache",
-    reason="tansu hands aborted transactional records to read_committed consumers "
-    "(seen: ~200 of 600 outputs twice); exactly-once is asserted on Apache Kafka in CI",
-)
-def test_sigkill_mid_batch_then_restart_produces_each_output_exactly_once(
-    kafka: KafkaConfig, unique: str, make_topics: Callable[..., None],
-    producer: EventProducer, read_all: Callable[..., list[Message]],
+def uninterrupted(ticks: list[Tick]) -> dict[str, bytes]:
+    """Output id → the output an uninterrupted run gives: the price doubled, and the
+    count of the symbol's ticks so far (a symbol's ticks are in one partition, in order)."""
+    seen: dict[str, int] = defaultdict(int)
+    out = {}
+    for t in ticks:
+        seen[t.symbol] += 1
+        out[f"out-{t.event_id}"] = encode(Tick(
+            event_id=f"out-{t.event_id}", exchange_ts=t.exchange_ts, ingest_ts=t.ingest_ts,
+            symbol=t.symbol, price=t.price * 2, volume=seen[t.symbol]))
+    return out
+
+
+def committed_offsets(changelog: list[Message]) -> tuple[int, bool]:
+    """The input messages covered by each changelog partition's last marker, summed, and
+    whether some partition holds a value written after its last marker (an unfinished
+    checkpoint's). Only one writer ran, so every record is of the current epoch."""
+    by_partition: dict[int, list[Message]] = defaultdict(list)
+    for m in changelog:
+        by_partition[m.partition() or 0].append(m)
+    covered, unfinished = 0, False
+    for records in by_partition.values():
+        records.sort(key=lambda m: m.offset() or 0)
+        markers = [i for i, m in enumerate(records) if m.key() == MARKER_KEY]
+        if markers:
+            covered += sum(json.loads(records[markers[-1]].value())["offsets"].values())
+        after = records[markers[-1] + 1:] if markers else records
+        unfinished |= any(m.key() not in (MARKER_KEY, CLAIM_KEY) for m in after)
+    return covered, unfinished
+
+
+@pytest.mark.parametrize("copartitioned", [False, True], ids=["one-task", "copartitioned"])
+def test_sigkill_mid_checkpoint_then_restart_produces_each_output_effectively_once(
+    unique: str, make_topics: Callable[..., None], producer: EventProducer,
+    read_all: Callable[..., list[Message]], stages: Callable[..., Stage],
+    copartitioned: bool,
 ) -> None:
-    src, dst, state = f"eos-in-{unique}", f"eos-out-{unique}", f"eos-state-{unique}"
+    src, dst, changelog = f"eo-in-{unique}", f"eo-out-{unique}", f"eo-changelog-{unique}"
     make_topics(src, dst, Topics.dlq(src), partitions=3)
-    make_topics(state)
-    feed(producer, src, N)
-    args = (src, dst, f"eos-{unique}", f"eos-tx-{unique}")
+    ticks = feed(producer, src, N)
+    expected = uninterrupted(ticks)
+    args = [src, dst, f"eo-{unique}", "--changelog", changelog, "--delay", "0.002",
+            "--commit-interval", "0.1", *(["--copartitioned"] if copartitioned else [])]
 
-    # First run: it stalls inside the transaction of the batch that reaches 300 inputs,
-    # after producing that batch's outputs; killed there without warning.
-    first = spawn(kafka, *args, "0", state, "300")
-    deadline = time.monotonic() + 60
-    while True:
-        assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
-        assert time.monotonic() < deadline, "the stage never reached its stall"
-        partial = read_all(dst, expect=1, timeout=10, settle=0.5)
-        uncommitted = read_all(dst, expect=1, timeout=10, committed=False, settle=0.5)
-        if len(uncommitted) > len(partial):
-            break
-        time.sleep(0.5)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(10)
-    assert 0 < len(partial) < N, "the kill must land mid-stream"
+    # First run: it stalls in the first checkpoint after 300 inputs that writes two keys
+    # of one task, after flushing the outputs and writing the first key, before the
+    # marker; killed there without warning.
+    first = stages(*args, "--stall-at", str(N // 2))
+    stalled_at = first.wait_for("STALLED", timeout=90)
+    checkpoints = [int(line.split()[1]) for line in first.lines
+                   if line.startswith("CHECKPOINT ")]
+    partial = read_all(dst, expect=stalled_at, timeout=30, settle=1.0)
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.proc.wait(10)
+    assert N // 2 <= stalled_at < N, "the kill must land mid-stream"
+    assert len(partial) == stalled_at, "every output so far is flushed before a checkpoint"
+    assert checkpoints, "checkpoints completed before the stall"
 
-    # Second run to completion: the new producer fences the dead one's transaction.
-    second = spawn(kafka, *args, "0", state)
+    covered, unfinished = committed_offsets(
+        read_all(changelog, expect=1, timeout=30, settle=1.0))
+    assert unfinished, "the kill left a state value written after the last marker"
+    assert checkpoints[-1] <= covered < stalled_at
+    if not copartitioned:
+        assert covered == checkpoints[-1], "one task: the last marker is the last checkpoint"
+
+    # Second run to completion: state restored from the last marker (the value written
+    # after it ignored), input resumed at the marker's offsets.
+    second = stages(*args)
     try:
-        outputs = read_all(dst, expect=N, timeout=120)
+        outputs = read_all(dst, expect=N + stalled_at - covered, timeout=120)
     finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(30) == 0
+        assert second.terminate() == 0, "SIGTERM must shut the stage down cleanly"
 
-    codec = Codec(Tick)
-    ids = Counter(codec.decode(m.value()).event_id for m in outputs)
-    assert set(ids) == {f"out-{i}" for i in range(N)}
-    assert max(ids.values()) == 1, [k for k, c in ids.items() if c > 1][:10]
-    # The state (a running count) was committed with the offsets, so after the restart it
-    # continued from exactly the committed input: the counts are 1..N, each once.
-    counts = sorted(codec.decode(m.value()).volume for m in outputs)
-    assert counts == list(range(1, N + 1))
+    copies: dict[str, list[bytes]] = defaultdict(list)
+    for m in outputs:
+        copies[Codec(Tick).decode(m.value()).event_id].append(m.value())
+    assert set(copies) == set(expected), "no output missing, none unexpected"
+    differ = {i: v for i, v in copies.items() if any(c != expected[i] for c in v)}
+    assert not differ, f"outputs unlike an uninterrupted run's: {list(differ.items())[:3]}"
+    # Exactly the inputs after the marker were processed twice, with the same ids and
+    # bytes: a consumer de-duplicating by id sees one output per input.
+    assert len(outputs) == N + stalled_at - covered
+    assert sum(len(v) - 1 for v in copies.values()) == stalled_at - covered > 0
 
 
-@pytest.mark.parametrize("mode", ["exactly-once", "at-least-once"])
+@pytest.mark.parametrize("stateful", [False, True], ids=["stateless", "stateful"])
 def test_malformed_and_unprocessable_messages_go_to_the_dlq_and_the_stage_keeps_going(
-    kafka: KafkaConfig, unique: str, make_topics: Callable[..., None],
-    producer: EventProducer, read_all: Callable[..., list[Message]], mode: str,
+    unique: str, make_topics: Callable[..., None], producer: EventProducer,
+    read_all: Callable[..., list[Message]], stages: Callable[..., Stage], stateful: bool,
 ) -> None:
     src, dst = f"dlq-in-{unique}", f"dlq-out-{unique}"
     make_topics(src, dst, Topics.dlq(src))
@@ -100,18 +194,18 @@ def test_malformed_and_unprocessable_messages_go_to_the_dlq_and_the_stage_keeps_
     producer.send_raw(src, "k3", b'{"event_id": "x", "exchange_ts": 1, "price": "high"}')
     feed(producer, src, 5)
 
-    txid = f"dlq-tx-{unique}" if mode == "exactly-once" else "-"
-    stage = spawn(kafka, src, dst, f"dlq-{unique}", txid, "0")
+    changelog = ["--changelog", f"dlq-changelog-{unique}"] if stateful else []
+    stage = stages(src, dst, f"dlq-{unique}", *changelog)
     try:
         outputs = read_all(dst, expect=5, timeout=60)
         dead = read_all(Topics.dlq(src), expect=3, timeout=30)
     finally:
-        stage.send_signal(signal.SIGTERM)
-        assert stage.wait(30) == 0, "SIGTERM must shut the stage down cleanly"
+        assert stage.terminate() == 0, "SIGTERM must shut the stage down cleanly"
 
-    assert sorted(Codec(Tick).decode(m.value()).event_id for m in outputs) == [
-        f"out-{i}" for i in range(5)
-    ]
+    got = sorted((t.event_id, t.volume) for t in map(Codec(Tick).decode,
+                                                       (m.value() for m in outputs)))
+    # Stateful: each symbol's first tick (the dead-lettered ones are not counted).
+    assert got == [(f"out-{i}", 1 if stateful else 0) for i in range(5)]
     by_key = {m.key(): dict(m.headers() or []) for m in dead}
     assert set(by_key) == {b"k1", b"k2", b"k3"}
     assert by_key[b"k1"]["dlq.reason"].startswith(b"undecodable")

@@ -44,13 +44,14 @@ def configure(settings: Settings, postgres_url: str) -> Callable[..., None]:
 
 
 @pytest.fixture
-def run_stage() -> Iterator[Callable[[StreamProcessor], None]]:
+def run_stage() -> Iterator[Callable[[StreamProcessor], threading.Thread]]:
     running: list[tuple[StreamProcessor, threading.Thread]] = []
 
-    def start(stage: StreamProcessor) -> None:
+    def start(stage: StreamProcessor) -> threading.Thread:
         thread = threading.Thread(target=stage.run, daemon=True)
         thread.start()
         running.append((stage, thread))
+        return thread
 
     yield start
     for stage, thread in running:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -31,15 +32,16 @@ pytestmark = pytest.mark.integration
 WINDOW = {"start": "00:00", "end": "23:59:59"}
 
 
-def decisions(settings: Settings, strategy: str) -> dict[str, RiskDecision]:
-    out = {}
+def all_decisions(settings: Settings, strategy: str) -> list[RiskDecision]:
+    """Every decision on the strategy's signals, a redelivered signal's each time."""
     codec = Codec(RiskDecision)
-    for topic in (Topics.SIGNALS_VALIDATED, Topics.SIGNALS_REJECTED):
-        for m in read_to_end(settings.kafka, topic):
-            d = codec.decode(m.value())
-            if d.signal.strategy == strategy:
-                out[d.signal.event_id] = d
-    return out
+    return [d for topic in (Topics.SIGNALS_VALIDATED, Topics.SIGNALS_REJECTED)
+            for d in (codec.decode(m.value()) for m in read_to_end(settings.kafka, topic))
+            if d.signal.strategy == strategy]
+
+
+def decisions(settings: Settings, strategy: str) -> dict[str, RiskDecision]:
+    return {d.signal.event_id: d for d in all_decisions(settings, strategy)}
 
 
 def wait_for(settings: Settings, strategy: str, ids: set[str], timeout: float = 30
@@ -75,7 +77,7 @@ def symbol_of(strategy: str) -> str:
 
 def test_limits_and_the_kill_switch_apply_to_the_next_signal(
     settings: Settings, configure: Callable[..., None],
-    run_stage: Callable[[StreamProcessor], None],
+    run_stage: Callable[[StreamProcessor], threading.Thread],
 ) -> None:
     name = f"s-{settings.namespace}"
     configure(
@@ -122,9 +124,9 @@ def test_limits_and_the_kill_switch_apply_to_the_next_signal(
     assert applied_after < 1.0, f"kill switch took {applied_after:.2f}s"
 
 
-def test_state_survives_a_restart(
+def test_state_survives_a_restart_and_a_redelivered_signal_keeps_its_decision(
     settings: Settings, configure: Callable[..., None],
-    run_stage: Callable[[StreamProcessor], None],
+    run_stage: Callable[[StreamProcessor], threading.Thread],
 ) -> None:
     name = f"r-{settings.namespace}"
     configure(
@@ -140,18 +142,27 @@ def test_state_survives_a_restart(
     source = ConfigSource(settings.postgres.url.get_secret_value(),  # type: ignore[union-attr]
                           settings.namespace)
     first = RiskManager(settings, stage_config(settings, "risk-manager"), source)
-    run_stage(first)
+    thread = run_stage(first)
     wait_for_price(first, symbol_of(name))
-    producer.send(Topics.SIGNALS_GENERATED, name, signal(name, "a", 70))
+    a = signal(name, "a", 70)
+    producer.send(Topics.SIGNALS_GENERATED, name, a)
     producer.flush()
-    assert wait_for(settings, name, {f"{name}-a"})[f"{name}-a"].approved
-    first.stop()
-    time.sleep(1.0)
+    assert wait_for(settings, name, {a.event_id})[a.event_id].approved
+    first.stop()  # its last checkpoint writes the state to the changelog
+    thread.join(30)
+    assert not thread.is_alive()
 
-    # A new process: the 70 pending shares come back from the state topic.
+    # A new process: the 70 pending shares and the decision on "a" come back from the
+    # stage's changelog. "a" delivered again (as after a crash upstream) gets the same
+    # decision and adds nothing pending: 70 + 40 is over the limit, 70 + 30 is not.
     second = RiskManager(settings, stage_config(settings, "risk-manager"), source)
     run_stage(second)
-    producer.send(Topics.SIGNALS_GENERATED, name, signal(name, "b", 40))
+    producer.send(Topics.SIGNALS_GENERATED, name, a)
+    for s in (signal(name, "b", 40), signal(name, "c", 30)):
+        producer.send(Topics.SIGNALS_GENERATED, name, s)
     producer.flush()
-    got = wait_for(settings, name, {f"{name}-b"})
+    got = wait_for(settings, name, {f"{name}-b", f"{name}-c"})
     assert got[f"{name}-b"].reason is RiskReason.MAX_POSITION
+    assert got[f"{name}-c"].approved, got[f"{name}-c"].message
+    again = [d for d in all_decisions(settings, name) if d.event_id == a.event_id]
+    assert len(again) == 2 and all(d.approved for d in again), again

@@ -1,4 +1,5 @@
-"""The strategy runner: warm-up without trading on history, state across a restart."""
+"""The strategy runner: warm-up without trading on history, state across a restart, and
+features held back while a signal of their symbol awaits its outcome."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
+from alphaspt.brokers.base import client_order_id
 from alphaspt.core.config import Settings
-from alphaspt.core.events import Codec, Features, Signal, Topics, now_ns, stable_id
+from alphaspt.core.events import Codec, Features, Order, Signal, Topics, now_ns, stable_id
 from alphaspt.core.specs import RiskProfileSpec, TradingStrategySpec
 from alphaspt.core.streaming import (
     EventProducer,
@@ -41,6 +43,15 @@ def signals(settings: Settings, strategy: str) -> list[Signal]:
             if s.strategy == strategy]
 
 
+def placed(signal: Signal) -> Order:
+    """The trading engine's outcome of an approved signal (no risk manager or trading
+    engine runs here, so the test publishes it)."""
+    coid = client_order_id(signal.event_id)
+    return Order(event_id=coid, exchange_ts=signal.exchange_ts, client_order_id=coid,
+                 signal_id=signal.event_id, strategy=signal.strategy, symbol=signal.symbol,
+                 side=signal.side, quantity=signal.quantity, order_type=signal.order_type)
+
+
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -57,7 +68,7 @@ def test_history_warms_up_without_signals_and_state_survives_a_restart(
                                          instruments=(sym,), risk_profile_ref="p")},
               {"p": RiskProfileSpec()})
     ensure_topics(admin_client(settings.kafka),
-                  [TopicSpec(Topics.strategy_state(name), 1, {"cleanup.policy": "compact"})])
+                  [TopicSpec(Topics.strategy_state(name), 1, dict(Topics.CHANGELOG_CONFIG))])
     producer = EventProducer(settings.kafka)
     stale = now_ns() - 3_600 * 10**9  # an hour old: history, never traded on
     for n, z in enumerate([0.0, 0.1, -0.2, -2.5, 0.0], start=1):
@@ -69,8 +80,10 @@ def test_history_warms_up_without_signals_and_state_survives_a_restart(
 
     def start() -> tuple[StrategyRunner, threading.Thread]:
         runner = StrategyRunner(settings, stage_config(
-            settings, f"strategy-{name}", state_topic=Topics.strategy_state(name)),
-            source, name)
+            settings, f"strategy-{name}", changelog_topic=Topics.strategy_state(name)),
+            # Live features may wait through two restarts before they are traded on; the
+            # history is an hour old, far beyond this.
+            source, name, max_signal_age_s=300)
         thread = threading.Thread(target=runner.run, daemon=True)
         thread.start()
         return runner, thread
@@ -88,21 +101,41 @@ def test_history_warms_up_without_signals_and_state_survives_a_restart(
         producer.send(Topics.FEATURES, sym, features(sym, 6, -2.6, now_ns()))
         producer.flush()
         wait_until(lambda: len(signals(settings, name)) == 1, "no live signal")
-        wait_until(lambda: runner.processed >= 6, "batch not committed")
+        wait_until(lambda: runner.processed >= 6, "batch not processed")
     finally:
         stop(runner, thread)
-    assert signals(settings, name)[0].quantity == 5
+    first = signals(settings, name)[0]
+    assert (first.side.value, first.quantity) == ("BUY", 5)
 
-    # Restart: the target book (+5) comes back from strategy.<name>.state, so a further
-    # low z-score is not bought again, and a high one sells 10 (long 5 -> short 5).
+    # Restart: the target book (+5) and the signal still awaiting its outcome come back
+    # from strategy.<name>.state. Until the signal is placed, further features of its
+    # symbol are held back (in the state too), not traded on.
     runner, thread = start()
     try:
         wait_until(lambda: runner.strategy.targets == {sym: 5}, "state not restored")
+        assert set(runner.sent) == {first.event_id} and runner.open == {sym: 1}
         producer.send(Topics.FEATURES, sym, features(sym, 7, -2.7, now_ns()))
         producer.send(Topics.FEATURES, sym, features(sym, 8, 2.4, now_ns()))
         producer.flush()
+        wait_until(lambda: len(runner.deferred.get(sym, [])) == 2, "features not held back")
+        assert len(signals(settings, name)) == 1
+    finally:
+        stop(runner, thread)
+
+    # Another restart: the held-back features are state too. The first signal is placed:
+    # they are processed in order, so the low z-score is not bought again (already long 5)
+    # and the high one sells 10 (long 5 -> short 5).
+    runner, thread = start()
+    try:
+        wait_until(lambda: [len(q) for q in runner.deferred.values()] == [2],
+                   "held-back features not restored")
+        producer.send(Topics.ORDERS_SUBMITTED, name, placed(first))
+        producer.flush()
         wait_until(lambda: len(signals(settings, name)) == 2, "no second signal")
+        wait_until(lambda: not runner.deferred and runner.strategy.targets == {sym: -5},
+                   "held-back features not processed")
     finally:
         stop(runner, thread)
     second = signals(settings, name)[1]
     assert (second.side.value, second.quantity) == ("SELL", 10)
+    assert len(signals(settings, name)) == 2, "the low z-score must not buy again"

@@ -315,10 +315,18 @@ def test_one_operator_replaced_never_overlapping(objects: Objects) -> None:
 
 
 def test_broker_facing_and_risk_stages_never_overlap(objects: Objects) -> None:
-    for stage in ("market-feed", "risk-manager", "trading-engine"):
+    for stage in ("market-feed", "risk-manager", "trading-engine", "portfolio-manager"):
         deployment = _deployment(objects, f"{RELEASE}-{stage}")
         assert deployment["spec"]["strategy"] == {"type": "Recreate"}, stage
         assert deployment["spec"]["replicas"] == 1, stage
+
+
+def test_only_the_feature_engine_scales_out(render: Render, to_objects: Any) -> None:
+    objects = to_objects(render({"stages": {"feature-engine": {"replicas": 3}}}))
+    assert _deployment(objects, f"{RELEASE}-feature-engine")["spec"]["replicas"] == 3
+    for stage in ("market-feed", "risk-manager", "trading-engine", "portfolio-manager"):
+        with pytest.raises(helm.HelmError, match="runs as one replica"):
+            render({"stages": {stage: {"replicas": 2}}})
 
 
 def test_stage_commands(objects: Objects) -> None:

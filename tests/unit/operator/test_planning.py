@@ -107,7 +107,7 @@ def test_plan_has_rows_topics_and_workers() -> None:
     state = topics["strategy.a.state"]
     assert state.partitions == 1 and state.config["cleanup.policy"] == "compact"
     for stage, copartitioned in Topics.CHANGELOG_STAGES.items():
-        changelog = topics[Topics.changelog(stage)]
+        changelog = topics[Topics.changelog(stage, "default")]
         assert changelog.config == Topics.CHANGELOG_CONFIG
         assert changelog.partitions == (6 if copartitioned else 1)
     assert len(topics) == 2 * len(Topics.ALL) + len(Topics.CHANGELOG_STAGES) + 2
