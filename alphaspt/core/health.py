@@ -99,11 +99,14 @@ def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
                 self._send(404, b"not found\n")
 
         def _send(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the prober gave up waiting; nothing to tell it
 
         def log_message(self, format: str, *args: object) -> None:
             return  # probes every few seconds would drown the worker's log

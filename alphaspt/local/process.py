@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +61,16 @@ def as_user(user: str) -> dict[str, Any]:
     return {"user": user, "group": user, "extra_groups": []}
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends SIGTERM when the parent dies, however it died
+    (SIGKILL, OOM killer, a closed terminal), so nothing is left trading on its own."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 class ManagedProcess:
     """A server process with its own log file and process group."""
 
@@ -86,6 +99,8 @@ class ManagedProcess:
         kwargs: dict[str, Any] = {}
         if self.user is not None:
             kwargs.update(as_user(self.user))
+        if sys.platform == "linux":
+            kwargs["preexec_fn"] = _die_with_parent
         try:
             self.proc = subprocess.Popen(
                 self.argv,

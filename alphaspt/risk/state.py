@@ -140,7 +140,7 @@ class RiskState(msgspec.Struct, kw_only=True):
     # trade/<id>         a trade id applied (its IST day; pruned after the retention)
     # dec/<signal id>    a remembered decision (bounded by the engine's cache size)
 
-    def keys(self) -> set[str]:
+    def state_keys(self) -> set[str]:
         out = {"meta"}
         out.update(f"book/{s}" for s in self.strategies() | set(self.day_start_equity))
         out.update(f"px/{s}" for s in self.last_prices)

@@ -55,9 +55,10 @@ def run_stage(stage: str, settings: Settings, options: WorkerOptions) -> None:
         if not options.strategy:
             raise InvalidConfiguration("strategy-runner needs --strategy NAME")
         name = options.strategy
+        # Small polls: features held back for an open signal stay within one poll.
         processor = StrategyRunner(settings, stage_config(
-            settings, f"strategy-{name}", changelog_topic=Topics.strategy_state(name)), source,
-            name)
+            settings, f"strategy-{name}", changelog_topic=Topics.strategy_state(name),
+            batch_size=200), source, name)
     elif stage == "risk-manager":
         processor = RiskManager(settings, stage_config(settings, stage), source)
     elif stage == "trading-engine":

@@ -2,7 +2,7 @@
 
 Limits come from each strategy's RiskProfile (PostgreSQL, reloaded on CONFIG_CHANGED).
 Positions (from fills), pending orders, order rates and daily P&L live in ``RiskState``,
-whose keys (``RiskState.keys``) are the stage's changelog: each event touches only the keys
+whose keys (``RiskState.state_keys``) are the changelog: each event touches only the keys
 it can change, so a checkpoint writes a few small records, not the whole state. A
 KILL_SWITCH on ``control.commands`` is applied as it is consumed: it takes effect on the
 next signal.
@@ -101,7 +101,7 @@ class RiskManager(ConfiguredStage):
             for strategy in [s for s in state.strategy_order_times if s != event.strategy]:
                 self.touch(f"rate/{strategy}")  # pruned to the last minute
         if state.day != day:  # the IST day rolled: pending, trade ids, day-start equity
-            for key in self.live_keys() | state.keys():
+            for key in self.live_keys() | state.state_keys():
                 self.touch(key)
         return outputs
 

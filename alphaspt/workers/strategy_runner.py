@@ -97,6 +97,9 @@ class StrategyRunner(ConfiguredStage):
         if self.open.get(event.symbol):
             self.deferred.setdefault(event.symbol, []).append(event)
             self.touch(f"defer/{event.symbol}")
+            # Back-pressure: fetch no more features until the outcome is in, so what is
+            # held back stays within one poll (``batch_size``).
+            self.pause_input(Topics.FEATURES)
             return ()
         return self._features(event)
 
@@ -138,6 +141,8 @@ class StrategyRunner(ConfiguredStage):
             self.touch(f"defer/{symbol}")
         if not queue:
             self.deferred.pop(symbol, None)
+        if not self.deferred:
+            self.resume_input(Topics.FEATURES)
         return outputs
 
     def on_idle(self) -> Iterable[Output]:

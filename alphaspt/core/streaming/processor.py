@@ -141,6 +141,7 @@ class StreamProcessor(ABC):
         self._tasks: dict[int, int] = {}
         """Owned task → epoch (the offset of its claim in the changelog)."""
         self._touched: dict[int, set[str]] = {}
+        self._paused: set[str] = set()
         self._live: dict[int, set[str]] = {}
         """Keys with a value in each owned task's changelog (bounded by the state)."""
         self._positions: dict[tuple[str, int], int] = {}
@@ -188,6 +189,24 @@ class StreamProcessor(ABC):
     def position(self, topic: str, partition: int) -> int | None:
         """The next offset this stage will consume from a partition it owns."""
         return self._positions.get((topic, partition))
+
+    def pause_input(self, topic: str) -> None:
+        """Stop fetching ``topic`` (back-pressure) until :meth:`resume_input`; messages
+        already handed to the stage in this batch still arrive."""
+        if self._consumer is None:
+            return
+        parts = [tp for tp in self._consumer.assignment() if tp.topic == topic]
+        if parts:
+            self._consumer.pause(parts)
+        self._paused.add(topic)
+
+    def resume_input(self, topic: str) -> None:
+        if self._consumer is None or topic not in self._paused:
+            return
+        self._paused.discard(topic)
+        parts = [tp for tp in self._consumer.assignment() if tp.topic == topic]
+        if parts:
+            self._consumer.resume(parts)
 
     def live_keys(self, task: int | None = None) -> set[str]:
         """Keys that hold a value in the changelog of ``task`` (default: the current one)."""
@@ -390,6 +409,7 @@ class StreamProcessor(ABC):
         log.info("%s: assigned %s", self.stage,
                  ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions))
         consumer.assign(partitions)
+        self._paused.clear()  # a new assignment fetches everything; the stage pauses again
 
     def _check_single_task(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         have = {(tp.topic, tp.partition) for tp in partitions}

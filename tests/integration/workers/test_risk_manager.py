@@ -153,12 +153,12 @@ def test_state_survives_a_restart_and_a_redelivered_signal_keeps_its_decision(
     assert not thread.is_alive()
 
     # A new process: the 70 pending shares and the decision on "a" come back from the
-    # stage's changelog. "a" delivered again (as after a crash upstream) gets the same
-    # decision and adds nothing pending: 70 + 40 is over the limit, 70 + 30 is not.
+    # stage's changelog, so 70 + 40 is over the limit. Then "a" is delivered again (as
+    # after a crash upstream): it gets the same decision and adds nothing pending, so
+    # 70 + 30 is within the limit.
     second = RiskManager(settings, stage_config(settings, "risk-manager"), source)
     run_stage(second)
-    producer.send(Topics.SIGNALS_GENERATED, name, a)
-    for s in (signal(name, "b", 40), signal(name, "c", 30)):
+    for s in (signal(name, "b", 40), a, signal(name, "c", 30)):
         producer.send(Topics.SIGNALS_GENERATED, name, s)
     producer.flush()
     got = wait_for(settings, name, {f"{name}-b", f"{name}-c"})

@@ -215,3 +215,23 @@ def test_snapshots_line_up_with_the_redis_views(make_fill: FillFactory) -> None:
     assert view.net_pnl == snap.net_pnl
     totals = msgspec.convert(msgspec.to_builtins(ledger.totals()), TotalsView)
     assert totals.gross_exposure == 306.0
+
+
+def test_ledger_round_trips_key_by_key_and_prunes_old_days() -> None:
+    from alphaspt.core.clock import ist_day
+
+    ledger = Ledger(["s"])
+    day1 = 1_736_221_500_000_000_000
+    first = Fill(event_id="t1", exchange_ts=day1, trade_id="t1", client_order_id="APa",
+                 strategy="s", symbol="INFY", side=Side.BUY, quantity=10, price=100.0)
+    assert ledger.apply(first)
+    ledger.mark("INFY", 101.0)
+    keys = ["pf/s", "px/INFY", "t/s/t1"]
+    items = {k: v for k in keys if (v := ledger.export(k)) is not None}
+    assert set(items) == set(keys)
+    again = Ledger.from_items(items)
+    assert again.snapshots() == ledger.snapshots()
+    assert not again.apply(first)  # the seen trade id survived
+    assert again.prune(ist_day(day1) + 1) == ["t/s/t1"]
+    assert again.export("t/s/t1") is None
+    assert again.snapshots()[0].fills == 1  # counts stay when ids are forgotten

@@ -98,3 +98,28 @@ def test_pending_orders_expire_at_the_day_roll_or_on_request() -> None:
     next_day = T0 + 86_400 * SECOND
     assert engine.evaluate(signal(quantity=1), PROFILE, limits(), next_day).approved
     assert engine.state.pending_quantity(S, "RELIANCE") == 1
+
+
+def test_state_round_trips_key_by_key() -> None:
+    engine = engine_with_prices(RELIANCE=100.0, TCS=3500.0)
+    engine.on_fill(fill(Side.BUY, 100, 99.0, trade_id="T-1", charges=12.5))
+    for i in range(4):
+        assert engine.evaluate(signal(quantity=1), PROFILE, limits(), T0 + i).approved
+    engine.set_kill_switch("aggressive", True)
+    engine.pause("mr-demo")
+    items = {}
+    for key in engine.state.state_keys():
+        value = engine.state.export(key)
+        assert value is not None, key
+        items[key] = value
+    restored = RiskState.from_items(items)
+    assert restored.to_json() == RiskState.from_items(items).to_json()
+    assert restored.positions == engine.state.positions
+    assert restored.pending == engine.state.pending
+    assert restored.trade_ids == engine.state.trade_ids
+    assert set(restored.decisions) == set(engine.state.decisions)
+    assert restored.kill_switch_profiles == ["aggressive"] and restored.paused == ["mr-demo"]
+    assert restored.account_order_times == engine.state.account_order_times
+    assert engine.state.export("pend/nope") is None and engine.state.export("book/nobody") is None
+    with pytest.raises(ValueError, match="unknown risk state key"):
+        RiskState.from_items({"bogus/x": b"1"})
