@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -31,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from alphaspt.local.process import free_port, tail
+from alphaspt.local.process import die_with_parent, free_port, tail
 
 __all__ = [
     "DEFAULT_KAFKA_VERSION",
@@ -392,6 +393,7 @@ class ApacheKafka:
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
 
     def _wait_ready(self) -> None:

@@ -61,11 +61,16 @@ def as_user(user: str) -> dict[str, Any]:
     return {"user": user, "group": user, "extra_groups": []}
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: Linux sends SIGTERM when the parent dies, however it died
-    (SIGKILL, OOM killer, a closed terminal), so nothing is left trading on its own."""
+def die_with_parent() -> None:
+    """In the child, before exec: Linux SIGKILLs it when the parent dies, however the
+    parent died (SIGKILL, OOM killer, a closed terminal), so nothing is left trading on
+    its own. SIGKILL, not SIGTERM: a worker's graceful stop waits for a broker that may be
+    going down at the same moment, and every stage is safe to kill at any point.
+
+    Linux ties this to the *thread* that started the child: start children from a thread
+    that lives as long as they should (``up`` and the test fixtures use the main thread)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -100,7 +105,7 @@ class ManagedProcess:
         if self.user is not None:
             kwargs.update(as_user(self.user))
         if sys.platform == "linux":
-            kwargs["preexec_fn"] = _die_with_parent
+            kwargs["preexec_fn"] = die_with_parent
         try:
             self.proc = subprocess.Popen(
                 self.argv,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import secrets
 import signal
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import IO, Protocol
 
 import redis
 import yaml
@@ -138,12 +139,14 @@ class LocalRuntime:
         self.urls: dict[str, str] = {}
         self.token = ""
         self.exit_code = 0
+        self._lock: IO[str] | None = None
 
     # -- entry point ---------------------------------------------------------------------
 
     def up(self) -> int:
         started = time.monotonic()
         desired = self._plan(load_manifests(self.options.manifests))
+        self._lock_state_dir()
         self._check_api_port()
         self._install_signal_handlers()
         try:
@@ -164,6 +167,27 @@ class LocalRuntime:
         finally:
             self._shutdown()
         return self.exit_code
+
+    def _lock_state_dir(self) -> None:
+        """One ``up`` per state directory: a second one must not touch the first one's
+        servers (PostgreSQL's pid file, Redis and broker data)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.state_dir / "up.lock"
+        handle = open(path, "a+")  # noqa: SIM115 - held (and the lock with it) until exit
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise InvalidConfiguration(
+                f"another alphaspt up (pid {owner}) is running on {self.state_dir}; stop it "
+                f"or use another state directory (ALPHASPT_LOCAL__STATE_DIR)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
 
     def _install_signal_handlers(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:

@@ -21,7 +21,8 @@ Live (Kite) execution is not part of this build: a Live strategy's orders are re
 with a reason saying so, never silently dropped or paper-filled.
 
 Bounds: orders of the current IST day; ``last`` one key per symbol; the tick cache
-``cache_size`` ticks per symbol (memory only).
+``cache_size`` ticks per symbol and a sparse index of offsets (8,192 per symbol), both
+memory only.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -79,32 +80,41 @@ class TickLog:
         self._consumer: Consumer | None = None
         self._codec = Codec(Tick)
 
-    def ticks_after(self, symbol: str, partition: int, end: int, after_ts: int) -> list[Tick]:
+    def ticks_after(self, symbol: str, partition: int, end: int, after_ts: int,
+                    start: int | None = None) -> Iterator[Tick]:
         """The ticks of ``symbol`` with ``exchange_ts > after_ts`` among offsets
-        ``[.., end)`` of the partition, in log order, duplicates dropped."""
+        ``[start, end)`` of the partition, in log order, duplicates dropped, read forward
+        in chunks as the caller takes them (a market order needs only the first). Without
+        ``start`` (no index entry reaches back far enough), chunks are read backwards from
+        ``end`` until one begins at or before ``after_ts``."""
+        if start is None:
+            start = self._find_start(symbol, partition, end, after_ts)
+        last: LastTick | None = None
+        offset = start
+        while offset < end:
+            hi = min(end, offset + self.chunk)
+            for tick in self._read(partition, offset, hi):
+                if tick.symbol != symbol or (last is not None and last.seen(tick)):
+                    continue
+                if last is None or tick.exchange_ts > last.ts:
+                    last = LastTick(tick.exchange_ts, [tick.event_id], partition)
+                else:
+                    last.ids.append(tick.event_id)
+                if tick.exchange_ts > after_ts:
+                    yield tick
+            offset = hi
+
+    def _find_start(self, symbol: str, partition: int, end: int, after_ts: int) -> int:
         start = end
-        found: list[Tick] = []
         size = self.chunk
         while start > 0:
             lo = max(0, start - size)
             window = [t for t in self._read(partition, lo, start) if t.symbol == symbol]
-            found = window + found
             start = lo
             if window and window[0].exchange_ts <= after_ts:
                 break
             size *= 2
-        out: list[Tick] = []
-        last: LastTick | None = None
-        for tick in found:
-            if last is not None and last.seen(tick):
-                continue
-            last = LastTick(tick.exchange_ts, [tick.event_id], partition) if (
-                last is None or tick.exchange_ts > last.ts) else last
-            if tick.exchange_ts == last.ts and tick.event_id not in last.ids:
-                last.ids.append(tick.event_id)
-            if tick.exchange_ts > after_ts:
-                out.append(tick)
-        return out
+        return start
 
     def _read(self, partition: int, lo: int, hi: int) -> list[Tick]:
         if self._consumer is None:
@@ -147,8 +157,8 @@ class TradingEngine(ConfiguredStage):
     stage = "trading-engine"
 
     def __init__(self, settings: Settings, config: ProcessorConfig, source: ConfigSource,
-                 paper: PaperConfig | None = None, *, cache_size: int = 512,
-                 tick_log: TickLog | None = None) -> None:
+                 paper: PaperConfig | None = None, *, cache_size: int = 2048,
+                 index_every: int = 256, tick_log: TickLog | None = None) -> None:
         super().__init__(settings, config, {
             Topics.SIGNALS_VALIDATED: Codec(RiskDecision),
             Topics.TICKS: Codec(Tick),
@@ -158,6 +168,11 @@ class TradingEngine(ConfiguredStage):
         self.cache_size = cache_size
         self.tick_log = tick_log or TickLog(settings.kafka)
         self.recent: dict[str, deque[Tick]] = {}
+        self.index_every = index_every
+        self.index: dict[str, deque[tuple[int, int]]] = {}
+        """Per symbol, every ``index_every``-th tick's (timestamp, offset): where to start
+        reading the ticks topic back (8,192 entries per symbol at most)."""
+        self._seen: dict[str, int] = {}
         self.last: dict[str, LastTick] = {}
         self.day = 0
         self.lookups = 0
@@ -183,6 +198,12 @@ class TradingEngine(ConfiguredStage):
         recent = self.recent.get(tick.symbol)
         if recent is None:
             recent = self.recent[tick.symbol] = deque(maxlen=self.cache_size)
+            self.index[tick.symbol] = deque(maxlen=8192)
+        seen = self._seen[tick.symbol] = self._seen.get(tick.symbol, 0) + 1
+        if seen % self.index_every == 1:
+            offset = self.position(Topics.TICKS, self.current_partition)
+            if offset is not None:
+                self.index[tick.symbol].append((tick.exchange_ts, offset - 1))
         recent.append(tick)
         self._roll_day(tick.exchange_ts)
         results = self.broker.on_tick(tick)
@@ -233,19 +254,24 @@ class TradingEngine(ConfiguredStage):
                 break
         return outputs
 
-    def _ticks_after(self, symbol: str, ts: int) -> list[Tick]:
+    def _ticks_after(self, symbol: str, ts: int) -> Iterable[Tick]:
         """Ticks of ``symbol`` after ``ts`` already consumed, in the order consumed."""
         last = self.last.get(symbol)
         if last is None or last.ts <= ts:
-            return []  # the order waits for the next tick
+            return ()  # the order waits for the next tick
         recent = self.recent.get(symbol)
         if recent and recent[0].exchange_ts <= ts:
             return [t for t in recent if t.exchange_ts > ts]
         end = self.position(Topics.TICKS, last.partition)
         if end is None:
-            return []
+            return ()
         self.lookups += 1
-        return self.tick_log.ticks_after(symbol, last.partition, end, ts)
+        start = None
+        for entry_ts, offset in reversed(self.index.get(symbol, ())):
+            if entry_ts <= ts:
+                start = offset
+                break
+        return self.tick_log.ticks_after(symbol, last.partition, end, ts, start)
 
     @staticmethod
     def _result(result: Fill | OrderRejected) -> Output:
@@ -277,6 +303,8 @@ class TradingEngine(ConfiguredStage):
     def drop_task(self, task: int) -> None:
         self.broker = PaperBroker(self.paper_config)
         self.recent.clear()
+        self.index.clear()
+        self._seen.clear()
         self.last.clear()
         self.day = 0
 

@@ -58,3 +58,71 @@ def test_up_for_seconds_runs_everything_and_leaves_nothing(tmp_path: Path) -> No
     ports = {int(m) for m in re.findall(r"127\.0\.0\.1:(\d+)", out)}
     assert port in ports and len(ports) >= 4, out
     assert [p for p in ports if port_open("127.0.0.1", p)] == []
+
+
+def test_second_up_is_refused_and_a_killed_up_takes_everything_with_it(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ALPHASPT_")},
+        "ALPHASPT_LOCAL__STATE_DIR": str(state),
+        "ALPHASPT_API__PORT": str(port),
+        "ALPHASPT_SETTINGS_FILE": "/nonexistent.toml",
+    }
+    first = subprocess.Popen([sys.executable, "-m", "alphaspt", "up", "--for", "120"],
+                             cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        assert first.stdout is not None
+        lines = []
+        for line in first.stdout:
+            lines.append(line)
+            if line.startswith("ready in"):
+                break
+        assert any(line.startswith("ready in") for line in lines), "".join(lines)
+        descendants = psutil.Process(first.pid).children(recursive=True)
+        postgres = [p for p in descendants if p.name() == "postgres"]
+        assert postgres and len(descendants) >= 10
+
+        t0 = time.monotonic()
+        second = subprocess.run(
+            [sys.executable, "-m", "alphaspt", "up", "--for", "5"], cwd=REPO,
+            env={**env, "ALPHASPT_API__PORT": str(free_port())}, capture_output=True,
+            text=True, timeout=60, check=False)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert time.monotonic() - t0 < 15
+        message = (second.stdout + second.stderr).strip().splitlines()
+        assert len(message) == 1 and f"pid {first.pid}" in message[0], message
+        time.sleep(3)
+        assert all(p.is_running() for p in postgres), "the second up touched the first's server"
+
+        first.kill()  # SIGKILL: no handler runs in up
+        first.wait(10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(p) for p in descendants):
+            time.sleep(0.2)
+        left = [(p.pid, _cmdline(p)[:3]) for p in descendants if _alive(p)]
+        assert left == [], f"descendants still alive 5 s after SIGKILL of up: {left}"
+        assert not port_open("127.0.0.1", port)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        for proc in psutil.process_iter():
+            if str(state) in " ".join(_cmdline(proc)):
+                proc.kill()
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
