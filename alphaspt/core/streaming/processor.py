@@ -142,6 +142,9 @@ class StreamProcessor(ABC):
         """Owned task → epoch (the offset of its claim in the changelog)."""
         self._touched: dict[int, set[str]] = {}
         self._paused: set[str] = set()
+        self._restore_failed: str | None = None
+        """Why the last restore failed (the stage owns nothing until a rejoin works)."""
+        self._rejoin_at: float | None = None
         self._live: dict[int, set[str]] = {}
         """Keys with a value in each owned task's changelog (bounded by the state)."""
         self._positions: dict[tuple[str, int], int] = {}
@@ -235,7 +238,7 @@ class StreamProcessor(ABC):
     def run(self, *, max_seconds: float | None = None) -> None:
         """Run until :meth:`stop` (or SIGTERM/SIGINT) and shut down cleanly."""
         if self.config.changelog_topic is not None:
-            self._ensure_changelog(self.config.changelog_topic)
+            self._wait_for_changelog(self.config.changelog_topic)
         self._producer = self._new_producer()
         self._consumer = Consumer(self._consumer_config())
         self._consumer.subscribe(list(self.inputs), on_assign=self._on_assign,
@@ -255,6 +258,11 @@ class StreamProcessor(ABC):
         """Poll one batch, process it, and checkpoint when the interval is up."""
         assert self._consumer is not None
         self.health.beat()
+        if self._rejoin_at is not None and time.monotonic() >= self._rejoin_at:
+            self._rejoin()
+        if self._restore_failed is not None and self._failing_since is not None and \
+                time.monotonic() - self._failing_since >= self.config.unhealthy_after:
+            self.health.fail(f"cannot restore its state: {self._restore_failed}")
         messages = self._consumer.consume(self.config.batch_size, self.config.poll_timeout)
         started = time.monotonic()
         try:
@@ -292,7 +300,8 @@ class StreamProcessor(ABC):
         assert self._producer is not None and self._consumer is not None
         advanced = {tp: o for tp, o in self._positions.items() if self._marked.get(tp) != o}
         if not advanced and not any(self._touched.values()):
-            self._healthy()
+            if self._restore_failed is None:
+                self._healthy()
             return
         self._flush("outputs")
         if self.stateful:
@@ -380,15 +389,36 @@ class StreamProcessor(ABC):
                         tp.offset = offsets.get((tp.topic, tp.partition), self._reset_offset())
                         self._consumer.seek(tp)
         except (KafkaException, InfrastructureUnavailable) as exc:
-            log.warning("%s: restore failed (%s); retrying", self.stage, exc)
-            self._tasks.clear()
-            self._positions.clear()
-            self._marked.clear()
-            # No consistent state: leave the group and join again, which restores on assign.
+            self._restore_failed_with(str(exc))
+        self._last_checkpoint = time.monotonic()
+
+    def _restore_failed_with(self, reason: str) -> None:
+        """No consistent state: drop everything owned; leave the group and join again in a
+        second (the assignment restores)."""
+        log.warning("%s: restore failed (%s); joining the group again", self.stage, reason)
+        if self._restore_failed is None:
+            self._failing_since = self._failing_since or time.monotonic()
+        self._restore_failed = reason
+        for task in list(self._tasks):
+            self.drop_task(task)
+        self._tasks.clear()
+        self._touched.clear()
+        self._positions.clear()
+        self._marked.clear()
+        self._rejoin_at = time.monotonic() + 1.0
+        if self._failing_since is not None and \
+                time.monotonic() - self._failing_since >= self.config.unhealthy_after:
+            self.health.fail(f"cannot restore its state: {reason}")
+
+    def _rejoin(self) -> None:
+        assert self._consumer is not None
+        self._rejoin_at = None
+        try:
             self._consumer.unsubscribe()
             self._consumer.subscribe(list(self.inputs), on_assign=self._on_assign,
                                      on_revoke=self._on_revoke, on_lost=self._on_lost)
-        self._last_checkpoint = time.monotonic()
+        except KafkaException as exc:
+            self._restore_failed_with(f"subscribe: {exc}")
 
     # -- rebalances and restore ----------------------------------------------------------
 
@@ -397,13 +427,22 @@ class StreamProcessor(ABC):
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self.stateful:
-            for task in sorted({self.task_of(tp.partition) for tp in partitions}):
-                if task in self._tasks:
-                    continue
-                offsets = self._restore(task)
-                for tp in partitions:
-                    if self.task_of(tp.partition) == task:
-                        tp.offset = offsets.get((tp.topic, tp.partition), self._reset_offset())
+            try:
+                for task in sorted({self.task_of(tp.partition) for tp in partitions}):
+                    if task in self._tasks:
+                        continue
+                    offsets = self._restore(task)
+                    for tp in partitions:
+                        if self.task_of(tp.partition) == task:
+                            tp.offset = offsets.get((tp.topic, tp.partition),
+                                                    self._reset_offset())
+            except (KafkaException, InfrastructureUnavailable) as exc:
+                self._restore_failed_with(str(exc))
+                # Own nothing rather than let the client assign the partitions at their
+                # committed offsets with no state behind them.
+                consumer.assign([])
+                return
+            self._restore_failed = None
             if not self.copartitioned:
                 self._check_single_task(consumer, partitions)
         log.info("%s: assigned %s", self.stage,
@@ -509,6 +548,20 @@ class StreamProcessor(ABC):
                 f"{self.config.restore_timeout:g}s")
         finally:
             reader.close()
+
+    def _wait_for_changelog(self, topic: str) -> None:
+        """Create the changelog, waiting out a broker that is down (no crash loop)."""
+        while True:
+            try:
+                self._ensure_changelog(topic)
+                self.health.fail(None)
+                return
+            except InfrastructureUnavailable as exc:
+                if "partitions but" in str(exc):
+                    raise
+                self.health.fail(f"waiting for the broker: {exc}")
+                log.warning("%s: waiting for the broker: %s", self.stage, exc)
+                time.sleep(1.0)
 
     def _ensure_changelog(self, topic: str) -> None:
         admin = admin_client(self.kafka)

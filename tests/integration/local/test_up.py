@@ -126,3 +126,64 @@ def _cmdline(proc: psutil.Process) -> list[str]:
         return proc.cmdline()
     except psutil.Error:
         return []
+
+
+def test_a_stage_that_cannot_checkpoint_is_named_on_the_console_within_10_s(
+    tmp_path: Path,
+) -> None:
+    """The broker freezes (SIGSTOP): stages holding input they cannot checkpoint say so
+    through /status, and up prints the stage and the reason; after SIGCONT they recover
+    without a restart."""
+    state = tmp_path / "state"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ALPHASPT_")},
+        "ALPHASPT_LOCAL__STATE_DIR": str(state),
+        "ALPHASPT_API__PORT": str(free_port()),
+        "ALPHASPT_SETTINGS_FILE": "/nonexistent.toml",
+    }
+    up = subprocess.Popen([sys.executable, "-m", "alphaspt", "up", "--for", "120"],
+                          cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    assert up.stdout is not None
+    os.set_blocking(up.stdout.fileno(), False)
+    lines: list[str] = []
+
+    def read() -> None:
+        assert up.stdout is not None
+        for line in up.stdout:
+            lines.append(line.rstrip("\n"))
+
+    def wait_for(pred: object, timeout: float) -> float | None:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            read()
+            if any(pred(line) for line in lines):  # type: ignore[operator]
+                return time.monotonic() - t0
+            time.sleep(0.2)
+        return None
+
+    try:
+        assert wait_for(lambda s: s.startswith("ready in"), 90) is not None, "\n".join(lines)
+        # Trading, so every stage runs and holds input between checkpoints.
+        assert wait_for(lambda s: re.match(r"status\s+orders [1-9]", s), 150) is not None, \
+            "\n".join(lines)
+        before = len(lines)
+        broker = next(p for p in psutil.Process(up.pid).children(recursive=True)
+                      if "tansu" in " ".join(_cmdline(p)))
+        broker.suspend()
+        stalled = re.compile(r"^(feature-engine|risk-manager|trading-engine|portfolio-manager"
+                             r"|strategy-[a-z-]+): (no checkpoint for \d+ s|cannot restore)")
+        try:
+            took = wait_for(lambda s: stalled.match(s) and lines.index(s) >= before, 30)
+        finally:
+            broker.resume()
+        assert took is not None and took <= 14, "\n".join(lines[-30:])
+        assert wait_for(lambda s: "making progress again" in s, 60) is not None, \
+            "\n".join(lines[-30:])
+        assert not any("exited with code" in s for s in lines), "\n".join(lines[-30:])
+    finally:
+        up.send_signal(2)
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            up.kill()
