@@ -28,6 +28,7 @@ memory only.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -74,7 +75,7 @@ class LastTick(msgspec.Struct):
 class TickLog:
     """Reads back the ticks of one symbol from ``market.ticks`` (a partition's tail)."""
 
-    def __init__(self, kafka: KafkaConfig, chunk: int = 2000) -> None:
+    def __init__(self, kafka: KafkaConfig, chunk: int = 200) -> None:
         self.kafka = kafka
         self.chunk = chunk
         self._consumer: Consumer | None = None
@@ -93,7 +94,7 @@ class TickLog:
         offset = start
         while offset < end:
             hi = min(end, offset + self.chunk)
-            for tick in self._read(partition, offset, hi):
+            for tick in self._read(partition, offset, hi, symbol):
                 if tick.symbol != symbol or (last is not None and last.seen(tick)):
                     continue
                 if last is None or tick.exchange_ts > last.ts:
@@ -109,14 +110,16 @@ class TickLog:
         size = self.chunk
         while start > 0:
             lo = max(0, start - size)
-            window = [t for t in self._read(partition, lo, start) if t.symbol == symbol]
+            window = [t for t in self._read(partition, lo, start, symbol) if t.symbol == symbol]
             start = lo
             if window and window[0].exchange_ts <= after_ts:
                 break
             size *= 2
         return start
 
-    def _read(self, partition: int, lo: int, hi: int) -> list[Tick]:
+    def _read(self, partition: int, lo: int, hi: int, symbol: str) -> list[Tick]:
+        """Ticks of ``symbol`` at offsets ``[lo, hi)`` (by key: others are not decoded)."""
+        key = symbol.encode()
         if self._consumer is None:
             self._consumer = Consumer({
                 **self.kafka.client_config(),
@@ -143,6 +146,8 @@ class TickLog:
                 offset = (msg.offset() or 0) + 1
                 if offset > hi:
                     break
+                if msg.key() != key:
+                    continue
                 try:
                     out.append(self._codec.decode(msg.value()))
                 except DecodeError:
@@ -158,7 +163,8 @@ class TradingEngine(ConfiguredStage):
 
     def __init__(self, settings: Settings, config: ProcessorConfig, source: ConfigSource,
                  paper: PaperConfig | None = None, *, cache_size: int = 2048,
-                 index_every: int = 256, tick_log: TickLog | None = None) -> None:
+                 index_every: int = 16, align_s: float = 30.0,
+                 tick_log: TickLog | None = None) -> None:
         super().__init__(settings, config, {
             Topics.SIGNALS_VALIDATED: Codec(RiskDecision),
             Topics.TICKS: Codec(Tick),
@@ -176,6 +182,11 @@ class TradingEngine(ConfiguredStage):
         self.last: dict[str, LastTick] = {}
         self.day = 0
         self.lookups = 0
+        self.align_ns = int(align_s * 1e9)
+        self.tick_ts = 0
+        self.signal_ts = 0
+        self.ticks_paused = False
+        self.paused_at = 0.0
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
         if isinstance(event, Tick):
@@ -185,7 +196,30 @@ class TradingEngine(ConfiguredStage):
             return ()
         return self._place(event)
 
+    def _align(self, tick_ts: int) -> None:
+        """Keep the ticks from running far ahead of the signals in event time (Flink's
+        watermark alignment), so the first tick after an order is usually still in the
+        cache. Only while signals are waiting to be consumed; correctness never depends on
+        it (a look-up in market.ticks finds any tick)."""
+        ahead = tick_ts - self.signal_ts > self.align_ns
+        if ahead and not self.ticks_paused and self.backlog(Topics.SIGNALS_VALIDATED):
+            self.pause_input(Topics.TICKS)
+            self.ticks_paused = True
+            self.paused_at = time.monotonic()
+        elif self.ticks_paused and (not ahead or time.monotonic() - self.paused_at > 5.0):
+            self.resume_input(Topics.TICKS)
+            self.ticks_paused = False
+
+    def on_idle(self) -> Iterable[Output]:
+        if self.ticks_paused and (not self.backlog(Topics.SIGNALS_VALIDATED)
+                                  or time.monotonic() - self.paused_at > 5.0):
+            self.resume_input(Topics.TICKS)
+            self.ticks_paused = False
+        return ()
+
     def _on_tick(self, tick: Tick) -> list[Output]:
+        self.tick_ts = max(self.tick_ts, tick.exchange_ts)
+        self._align(self.tick_ts)
         last = self.last.get(tick.symbol)
         if last is not None and last.seen(tick):
             return []
@@ -222,6 +256,8 @@ class TradingEngine(ConfiguredStage):
 
     def _place(self, decision: RiskDecision) -> list[Output]:
         signal = decision.signal
+        self.signal_ts = max(self.signal_ts, signal.exchange_ts)
+        self._align(self.tick_ts)
         coid = client_order_id(signal.event_id)
         record = self.pipeline.strategies.get(signal.strategy)
         mode = record.spec.mode if record is not None else Mode.PAPER
@@ -307,6 +343,10 @@ class TradingEngine(ConfiguredStage):
         self._seen.clear()
         self.last.clear()
         self.day = 0
+        self.tick_ts = self.signal_ts = 0
+        if self.ticks_paused:
+            self.resume_input(Topics.TICKS)
+            self.ticks_paused = False
 
 
 _LAST_ENCODER = msgspec.json.Encoder()

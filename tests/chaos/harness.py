@@ -37,7 +37,7 @@ from alphaspt.brokers.base import client_order_id
 from alphaspt.core.config import KafkaConfig
 from alphaspt.core.events import Codec, Fill, Order, RiskDecision, Tick, Topics
 from alphaspt.core.streaming.reader import read_to_end
-from alphaspt.local.process import free_port, port_open
+from alphaspt.local.process import free_port, port_open, tail
 from alphaspt.portfolio.ledger import Ledger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -256,6 +256,7 @@ def wait_drained(up: Up, expect_ticks: int, timeout: float) -> None:
     """Until the replay is all in market.ticks and no group lags, for 3 s in a row."""
     deadline = time.monotonic() + timeout
     quiet_since: float | None = None
+    why = "not started"
     while time.monotonic() < deadline:
         up.read()
         host, _, port = up.urls["kafka"].rpartition(":")
@@ -264,10 +265,15 @@ def wait_drained(up: Up, expect_ticks: int, timeout: float) -> None:
             time.sleep(1.0)
             continue
         try:
+            # tansu can report a high watermark below the end: the feed's log says too.
             ticks = topic_end(up.kafka, Topics.TICKS)
-            lag = group_lag(up.kafka) if ticks >= expect_ticks else -1
-        except Exception:  # the broker may be restarting
+            finished = ticks >= expect_ticks or "finished" in tail(
+                up.workdir / "state" / "logs" / "market-feed.log", 3)
+            lag = group_lag(up.kafka) if finished else -1
+            why = f"{ticks} of {expect_ticks} ticks in the topic, consumer groups lag {lag}"
+        except Exception as exc:  # the broker may be restarting
             lag = -1
+            why = f"cannot measure: {exc}"
         if lag == 0:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since >= 3:
@@ -276,7 +282,8 @@ def wait_drained(up: Up, expect_ticks: int, timeout: float) -> None:
         else:
             quiet_since = None
         time.sleep(1.0)
-    raise TimeoutError(f"pipeline not drained after {timeout:g}s:\n" + "\n".join(up.lines[-30:]))
+    raise TimeoutError(f"pipeline not drained after {timeout:g}s ({why}):\n"
+                       + "\n".join(up.lines[-30:]))
 
 
 def collect(up: Up, result: RunResult) -> None:

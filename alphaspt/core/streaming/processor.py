@@ -193,6 +193,22 @@ class StreamProcessor(ABC):
         """The next offset this stage will consume from a partition it owns."""
         return self._positions.get((topic, partition))
 
+    def backlog(self, topic: str) -> int:
+        """Messages of ``topic`` not yet consumed (the client's cached high watermarks)."""
+        if self._consumer is None:
+            return 0
+        total = 0
+        for tp in self._consumer.assignment():
+            if tp.topic != topic:
+                continue
+            position = self._positions.get((tp.topic, tp.partition), 0)
+            try:
+                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            total += max(0, high - position)
+        return total
+
     def pause_input(self, topic: str) -> None:
         """Stop fetching ``topic`` (back-pressure) until :meth:`resume_input`; messages
         already handed to the stage in this batch still arrive."""
