@@ -3,7 +3,13 @@
 Configuration comes from PostgreSQL at start-up and again on a CONFIG_CHANGED notice for
 this strategy. State lives in ``strategy.<name>.state`` (its changelog): the key
 ``strategy`` holds the target book, indicators, the last feature count per symbol and the
-pause flag; ``sent/<signal id>`` each recent signal (to undo it if refused).
+pause flag; ``sent/<signal id>`` each signal awaiting its outcome.
+
+Outcomes in feature order: while a signal of a symbol has no outcome yet (placed:
+``orders.submitted``; refused: ``trading.signals.rejected``/``orders.rejected``), that
+symbol's features are held back (not stored: checkpoints do not cover them, so a restart
+consumes them again), so a refusal always undoes the target book at the same point of the
+feature stream, whatever the timing. Other symbols go on.
 
 De-duplication: features carry a per-symbol ``count``; a feature whose count is not above
 the last one seen for its symbol is a redelivery and is dropped.
@@ -13,7 +19,8 @@ ingest time) only *warm up* the strategy (``Strategy.observe``), so a runner tha
 a new consumer group, or was down, never trades on stale prices. With the event clock
 (replays) every feature is current: the replay is the market.
 
-Bounds: ``strategy`` grows with the instruments only; ``sent`` keeps the last 1,000.
+Bounds: ``strategy`` grows with the instruments only; ``sent`` holds in-flight signals;
+at most ``max_deferred`` (2,000) features are held back before fetching pauses.
 """
 
 from __future__ import annotations
@@ -22,8 +29,6 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-import msgspec
 
 from alphaspt.core.config import Settings
 from alphaspt.core.events import (
@@ -52,7 +57,7 @@ class StrategyRunner(ConfiguredStage):
 
     def __init__(self, settings: Settings, config: ProcessorConfig, source: ConfigSource,
                  name: str, *, max_signal_age_s: float = 10.0,
-                 outcome_timeout_s: float = 30.0) -> None:
+                 outcome_timeout_s: float = 30.0, max_deferred: int = 2000) -> None:
         super().__init__(settings, config, {
             Topics.FEATURES: Codec(Features),
             Topics.SIGNALS_REJECTED: Codec(RiskDecision),
@@ -73,8 +78,11 @@ class StrategyRunner(ConfiguredStage):
         """Signals awaiting their outcome: id → (symbol, signed quantity, sent at)."""
         self.open: dict[str, int] = {}
         """Symbol → signals awaiting an outcome."""
-        self.deferred: dict[str, list[Features]] = {}
-        """Features held back until their symbol's open signals have an outcome."""
+        self.deferred: dict[str, list[tuple[Features, int, int]]] = {}
+        """Features (with partition and offset) held back until their symbol's open
+        signals have an outcome."""
+        self.held = 0
+        self.max_deferred = max_deferred
 
     def _build(self) -> Strategy[Any]:
         spec = self.record.spec
@@ -90,20 +98,26 @@ class StrategyRunner(ConfiguredStage):
         assert isinstance(event, Features)
         if event.symbol not in self.record.spec.instruments:
             return ()
-        if event.count <= self.last_count.get(event.symbol, 0):
+        queue = self.deferred.get(event.symbol)
+        if event.count <= self.last_count.get(event.symbol, 0) or (
+                queue and event.count <= queue[-1][0].count):
             return ()  # seen: a redelivery
-        self.last_count[event.symbol] = event.count
-        self.touch("strategy")
         if self.open.get(event.symbol):
-            self.deferred.setdefault(event.symbol, []).append(event)
-            self.touch(f"defer/{event.symbol}")
-            # Back-pressure: fetch no more features until the outcome is in, so what is
-            # held back stays within one poll (``batch_size``).
-            self.pause_input(Topics.FEATURES)
+            # Held back, not stored: checkpoints do not cover it, so after a restart it is
+            # consumed again. Other symbols go on; past ``max_deferred`` no more features
+            # are fetched until outcomes come in.
+            self.deferred.setdefault(event.symbol, []).append(
+                (event, self.current_partition, self.current_offset))
+            self.hold()
+            self.held += 1
+            if self.held >= self.max_deferred:
+                self.pause_input(Topics.FEATURES)
             return ()
         return self._features(event)
 
     def _features(self, event: Features) -> list[Output]:
+        self.last_count[event.symbol] = event.count
+        self.touch("strategy")
         stale = not self.event_time and now_ns() - event.ingest_ts > self.max_signal_age_ns
         if stale or self.paused:
             self.strategy.observe(event)
@@ -137,11 +151,13 @@ class StrategyRunner(ConfiguredStage):
         outputs: list[Output] = []
         queue = self.deferred.get(symbol, [])
         while queue and not self.open.get(symbol):
-            outputs += self._features(queue.pop(0))
-            self.touch(f"defer/{symbol}")
+            event, partition, offset = queue.pop(0)
+            self.release(Topics.FEATURES, partition, offset)
+            self.held -= 1
+            outputs += self._features(event)
         if not queue:
             self.deferred.pop(symbol, None)
-        if not self.deferred:
+        if self.held < self.max_deferred // 2:
             self.resume_input(Topics.FEATURES)
         return outputs
 
@@ -181,9 +197,6 @@ class StrategyRunner(ConfiguredStage):
         if key == "strategy":
             return json.dumps({"strategy": self.strategy.snapshot(), "paused": self.paused,
                                "last": self.last_count}, separators=(",", ":")).encode()
-        if key.startswith("defer/"):
-            queue = self.deferred.get(key.removeprefix("defer/"))
-            return _ENCODER.encode(queue) if queue else None
         sent = self.sent.get(key.removeprefix("sent/"))
         return None if sent is None else json.dumps(sent).encode()
 
@@ -193,11 +206,9 @@ class StrategyRunner(ConfiguredStage):
         self.sent = {}
         self.open = {}
         self.deferred = {}
+        self.held = 0
         self.paused = self.record.spec.desired_state is not DesiredState.RUNNING
         for key in sorted(items):
-            if key.startswith("defer/"):
-                self.deferred[key.removeprefix("defer/")] = _FEATURES_LIST.decode(items[key])
-                continue
             value = json.loads(items[key])
             if key == "strategy":
                 self.strategy.restore(value["strategy"])
@@ -211,6 +222,3 @@ class StrategyRunner(ConfiguredStage):
     def drop_task(self, task: int) -> None:
         self.restore_task(task, {})
 
-
-_FEATURES_LIST = msgspec.json.Decoder(list[Features])
-_ENCODER = msgspec.json.Encoder()

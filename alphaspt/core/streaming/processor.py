@@ -134,6 +134,9 @@ class StreamProcessor(ABC):
         """The task of the message being processed (0 for a single-task stage)."""
         self.current_partition = 0
         """The partition of the message being processed."""
+        self.current_topic = ""
+        self.current_offset = 0
+        self._held: dict[tuple[str, int], set[int]] = {}
         self._running = False
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
@@ -314,7 +317,8 @@ class StreamProcessor(ABC):
     def _checkpoint(self) -> None:
         """Make outputs, then state and offsets, durable (see the module docstring)."""
         assert self._producer is not None and self._consumer is not None
-        advanced = {tp: o for tp, o in self._positions.items() if self._marked.get(tp) != o}
+        covered = self._covered()
+        advanced = {tp: o for tp, o in covered.items() if self._marked.get(tp) != o}
         if not advanced and not any(self._touched.values()):
             if self._restore_failed is None:
                 self._healthy()
@@ -325,8 +329,7 @@ class StreamProcessor(ABC):
             assert topic is not None
             for task, epoch in self._tasks.items():
                 keys = self._touched.pop(task, set())
-                offsets = {tp: o for tp, o in self._positions.items()
-                           if self.task_of(tp[1]) == task}
+                offsets = {tp: o for tp, o in covered.items() if self.task_of(tp[1]) == task}
                 if not keys and all(self._marked.get(tp) == o for tp, o in offsets.items()):
                     continue
                 headers: list[tuple[str, str | bytes | None]] = [
@@ -352,14 +355,34 @@ class StreamProcessor(ABC):
                 self._produce(topic, MARKER_KEY, marker, headers, task)
             self._flush("changelog")
             STATE_BYTES.labels(self.stage).set(self.state_bytes)
-        self._marked.update(self._positions)
-        if self._positions:
+        self._marked.update(covered)
+        if covered:
             self._consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in self._positions.items()],
+                offsets=[TopicPartition(t, p, o) for (t, p), o in covered.items()],
                 asynchronous=True)
         CHECKPOINTS.labels(self.stage).inc()
         self._healthy()
         self.after_commit()
+
+    def _covered(self) -> dict[tuple[str, int], int]:
+        """The offsets a checkpoint covers: the positions, but never past a message the
+        stage holds back (it is consumed again after a restore)."""
+        covered = dict(self._positions)
+        for tp, held in self._held.items():
+            if held and tp in covered:
+                covered[tp] = min(covered[tp], min(held))
+        return covered
+
+    def hold(self, offset: int | None = None) -> None:
+        """Keep the current message out of checkpoints until :meth:`release`: a stage that
+        defers a message keeps no state for it, and a restore consumes it again."""
+        tp = (self.current_topic, self.current_partition)
+        self._held.setdefault(tp, set()).add(self.current_offset if offset is None else offset)
+
+    def release(self, topic: str, partition: int, offset: int) -> None:
+        held = self._held.get((topic, partition))
+        if held is not None:
+            held.discard(offset)
 
     def _flush(self, what: str) -> None:
         assert self._producer is not None
@@ -421,6 +444,7 @@ class StreamProcessor(ABC):
         self._touched.clear()
         self._positions.clear()
         self._marked.clear()
+        self._held.clear()
         self._rejoin_at = time.monotonic() + 1.0
         if self._failing_since is not None and \
                 time.monotonic() - self._failing_since >= self.config.unhealthy_after:
@@ -491,6 +515,7 @@ class StreamProcessor(ABC):
 
     def _release(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
+            self._held.pop((tp.topic, tp.partition), None)
             self._positions.pop((tp.topic, tp.partition), None)
             self._marked.pop((tp.topic, tp.partition), None)
         for task in {self.task_of(tp.partition) for tp in partitions}:
@@ -514,6 +539,9 @@ class StreamProcessor(ABC):
         restored = fold(self._read_changelog(topic, task, nonce, claim))
         epoch = claim[0]
         self._tasks[task] = epoch
+        for table in (self._held, self._positions, self._marked):
+            for tp in [tp for tp in table if self.task_of(tp[1]) == task]:
+                del table[tp]
         self.restore_task(task, restored.items)
         self._live[task] = set(restored.items)
         for key in restored.orphans:
@@ -604,6 +632,8 @@ class StreamProcessor(ABC):
         partition = msg.partition() or 0
         self.task = self.task_of(partition)
         self.current_partition = partition
+        self.current_topic = topic
+        self.current_offset = msg.offset() or 0
         self._positions[(topic, partition)] = (msg.offset() or 0) + 1
         MESSAGES.labels(self.stage, "processed").inc()
         self.processed += 1
