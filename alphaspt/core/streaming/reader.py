@@ -25,27 +25,37 @@ from alphaspt.core.config import KafkaConfig
 from alphaspt.exceptions import InfrastructureUnavailable
 
 
-def read_to_end(
-    kafka: KafkaConfig, topic: str, *, timeout: float = 30.0, quiet: float = 0.3
-) -> Iterator[Message]:
-    """Yield the committed messages of ``topic`` up to its end when called (order kept
-    within each partition), and whatever else arrives in the following ``quiet`` seconds."""
-    consumer = Consumer({
+def _reader(kafka: KafkaConfig) -> Consumer:
+    """A consumer of its own (no group membership is used) that reports partition ends."""
+    return Consumer({
         **kafka.client_config(),
         "group.id": f"alphaspt-reader-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False,
         "isolation.level": "read_committed",
         "enable.partition.eof": True,
     })
+
+
+def _partitions(consumer: Consumer, topic: str) -> list[int]:
+    """The partitions of ``topic`` (none if it does not exist)."""
     try:
-        try:
-            metadata = consumer.list_topics(topic, timeout=10)
-        except KafkaException as exc:
-            raise InfrastructureUnavailable(f"metadata for {topic}: {exc}") from exc
-        tmeta = metadata.topics.get(topic)
-        if tmeta is None or tmeta.error is not None:
-            return
-        parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in tmeta.partitions]
+        metadata = consumer.list_topics(topic, timeout=10)
+    except KafkaException as exc:
+        raise InfrastructureUnavailable(f"metadata for {topic}: {exc}") from exc
+    tmeta = metadata.topics.get(topic)
+    if tmeta is None or tmeta.error is not None:
+        return []
+    return list(tmeta.partitions)
+
+
+def read_to_end(
+    kafka: KafkaConfig, topic: str, *, timeout: float = 30.0, quiet: float = 0.3
+) -> Iterator[Message]:
+    """Yield the committed messages of ``topic`` up to its end when called (order kept
+    within each partition), and whatever else arrives in the following ``quiet`` seconds."""
+    consumer = _reader(kafka)
+    try:
+        parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in _partitions(consumer, topic)]
         if not parts:
             return
         highs = {}
@@ -96,22 +106,10 @@ def read_latest(kafka: KafkaConfig, topic: str, key: str) -> bytes | None:
 def read_tail(kafka: KafkaConfig, topic: str, count: int, *,
               timeout: float = 30.0) -> list[Message]:
     """The last ``count`` messages (at most) of each partition of ``topic``."""
-    consumer = Consumer({
-        **kafka.client_config(),
-        "group.id": f"alphaspt-reader-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-    })
+    consumer = _reader(kafka)
     try:
-        try:
-            metadata = consumer.list_topics(topic, timeout=10)
-        except KafkaException as exc:
-            raise InfrastructureUnavailable(f"metadata for {topic}: {exc}") from exc
-        tmeta = metadata.topics.get(topic)
-        if tmeta is None or tmeta.error is not None:
-            return []
         parts = []
-        for p in tmeta.partitions:
+        for p in _partitions(consumer, topic):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             if high > low:
                 parts.append(TopicPartition(topic, p, max(low, high - count)))
