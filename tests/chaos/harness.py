@@ -438,13 +438,16 @@ def run(broker: str, ticks: int, faults: Faults, *, speed: float = 10.0, seed: i
                 _outages(up, faults, on_progress)
                 outages_done = True
             time.sleep(max(0.0, t0 + at - time.monotonic()))
-            up.read()
-            proc = up.workers().get(stage)
-            if proc is not None:
-                with suppress(psutil.Error):
-                    proc.send_signal(signal.SIGKILL)
-                    result.kills += 1
-                    on_progress(f"kill {stage} at {at:.1f}s")
+            for _attempt in range(20):  # the victim may be restarting after a fault
+                up.read()
+                proc = up.workers().get(stage)
+                if proc is not None and _alive(proc):
+                    with suppress(psutil.Error):
+                        proc.send_signal(signal.SIGKILL)
+                        result.kills += 1
+                        on_progress(f"kill {stage} at {time.monotonic() - t0:.1f}s")
+                        break
+                time.sleep(0.5)
         if not outages_done:
             time.sleep(max(0.0, t0 + outage_at - time.monotonic()))
             _outages(up, faults, on_progress)
@@ -455,6 +458,13 @@ def run(broker: str, ticks: int, faults: Faults, *, speed: float = 10.0, seed: i
         result.log = up.lines
         result.seconds = time.monotonic() - started
     return result
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _outages(up: Up, faults: Faults, say: Callable[[str], None]) -> None:
