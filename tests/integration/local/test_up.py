@@ -39,7 +39,7 @@ def test_up_for_seconds_runs_everything_and_leaves_nothing(tmp_path: Path) -> No
     }
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "alphaspt", "up", "--for", "30"],
+        [sys.executable, "-m", "alphaspt", "up", "--for", "45"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False,
     )
     elapsed = time.monotonic() - started
@@ -50,7 +50,7 @@ def test_up_for_seconds_runs_everything_and_leaves_nothing(tmp_path: Path) -> No
     assert f"dashboard  http://127.0.0.1:{port}/#token=" in out
     assert "ready in" in out and "stopped" in out
     assert re.search(r"status\s+orders \d+, fills [1-9]\d*", out), "no fills reached Redis"
-    assert 30 <= elapsed < 90
+    assert 45 <= elapsed < 120
     assert "exited with code" not in out, out
     assert processes_under(state) == []
     # Every server and the API port it printed is closed again (tansu's command line does
@@ -92,7 +92,7 @@ def test_second_up_is_refused_and_a_killed_up_takes_everything_with_it(
             env={**env, "ALPHASPT_API__PORT": str(free_port())}, capture_output=True,
             text=True, timeout=60, check=False)
         assert second.returncode == 2, second.stdout + second.stderr
-        assert time.monotonic() - t0 < 15
+        assert time.monotonic() - t0 < 30  # seconds even on a loaded machine
         message = (second.stdout + second.stderr).strip().splitlines()
         assert len(message) == 1 and f"pid {first.pid}" in message[0], message
         time.sleep(3)
