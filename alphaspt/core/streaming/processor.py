@@ -145,6 +145,7 @@ class StreamProcessor(ABC):
         """Owned task → epoch (the offset of its claim in the changelog)."""
         self._touched: dict[int, set[str]] = {}
         self._paused: set[str] = set()
+        self._nonces: dict[int, bytes] = {}
         self._restore_failed: str | None = None
         """Why the last restore failed (the stage owns nothing until a rejoin works)."""
         self._rejoin_at: float | None = None
@@ -419,7 +420,9 @@ class StreamProcessor(ABC):
         if self._failures > 1:
             time.sleep(min(2.0, 0.1 * 2 ** min(self._failures, 5)))
         try:
-            for task in list(self._tasks):
+            tasks = list(self._tasks)
+            self._claim_all(tasks)
+            for task in tasks:
                 self.drop_task(task)
                 self._touched.pop(task, None)
                 offsets = self._restore(task)
@@ -445,6 +448,7 @@ class StreamProcessor(ABC):
         self._positions.clear()
         self._marked.clear()
         self._held.clear()
+        self._nonces.clear()
         self._rejoin_at = time.monotonic() + 1.0
         if self._failing_since is not None and \
                 time.monotonic() - self._failing_since >= self.config.unhealthy_after:
@@ -468,9 +472,10 @@ class StreamProcessor(ABC):
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self.stateful:
             try:
-                for task in sorted({self.task_of(tp.partition) for tp in partitions}):
-                    if task in self._tasks:
-                        continue
+                new = [t for t in sorted({self.task_of(tp.partition) for tp in partitions})
+                       if t not in self._tasks]
+                self._claim_all(new)
+                for task in new:
                     offsets = self._restore(task)
                     for tp in partitions:
                         if self.task_of(tp.partition) == task:
@@ -525,6 +530,16 @@ class StreamProcessor(ABC):
                 self._live.pop(task, None)
                 self.drop_task(task)
 
+    def _claim_all(self, tasks: list[int]) -> None:
+        """Append the claims of several tasks with one flush (a rebalance restores many)."""
+        topic = self.config.changelog_topic
+        if topic is None:
+            return
+        for task in tasks:
+            self._nonces[task] = uuid.uuid4().hex.encode()
+            self._produce(topic, CLAIM_KEY, self._nonces[task], None, task)
+        self._flush("claim")
+
     def _restore(self, task: int) -> dict[tuple[str, int], int]:
         """Claim ``task``, fold its changelog up to the claim, hand the state to the stage."""
         topic = self.config.changelog_topic
@@ -532,9 +547,9 @@ class StreamProcessor(ABC):
             self._tasks[task] = -1
             return {}
         started = time.monotonic()
-        nonce = uuid.uuid4().hex.encode()
-        self._produce(topic, CLAIM_KEY, nonce, None, task)
-        self._flush("claim")
+        if task not in self._nonces:
+            self._claim_all([task])
+        nonce = self._nonces.pop(task)
         claim: list[int] = []
         restored = fold(self._read_changelog(topic, task, nonce, claim))
         epoch = claim[0]
