@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 class StrategyRunner(ConfiguredStage):
     stage = "strategy-runner"
-    SENT_WINDOW = 1000
+    EARLY_WINDOW = 1000
 
     def __init__(self, settings: Settings, config: ProcessorConfig, source: ConfigSource,
                  name: str, *, max_signal_age_s: float = 10.0,
@@ -83,6 +83,8 @@ class StrategyRunner(ConfiguredStage):
         signals have an outcome."""
         self.held = 0
         self.max_deferred = max_deferred
+        self.early: dict[str, bool] = {}
+        """Outcomes (refused?) of signals not sent (yet), the last ``EARLY_WINDOW``."""
 
     def _build(self) -> Strategy[Any]:
         spec = self.record.spec
@@ -90,11 +92,11 @@ class StrategyRunner(ConfiguredStage):
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
         if isinstance(event, RiskDecision):
-            return self._outcome(event.signal.event_id, refused=True)
+            return self._outcome(event.signal.event_id, event.signal.strategy, refused=True)
         if isinstance(event, OrderRejected):
-            return self._outcome(event.signal_id, refused=True)
+            return self._outcome(event.signal_id, event.strategy, refused=True)
         if isinstance(event, Order):
-            return self._outcome(event.signal_id, refused=False)
+            return self._outcome(event.signal_id, event.strategy, refused=False)
         assert isinstance(event, Features)
         if event.symbol not in self.record.spec.instruments:
             return ()
@@ -125,18 +127,36 @@ class StrategyRunner(ConfiguredStage):
             return []
         signals = self.strategy.on_features(event)
         self.signals += len(signals)
+        outputs = [Output(Topics.SIGNALS_GENERATED, self.name, s) for s in signals]
         for s in signals:
             self.sent[s.event_id] = (s.symbol, s.side.sign * s.quantity, now_ns())
             self.open[s.symbol] = self.open.get(s.symbol, 0) + 1
             self.touch(f"sent/{s.event_id}")
-        return [Output(Topics.SIGNALS_GENERATED, self.name, s) for s in signals]
+            early = self.early.pop(s.event_id, None)
+            if early is not None:  # its outcome came first (we sent it before a restart)
+                self.touch(f"early/{s.event_id}")
+                outputs += self._outcome(s.event_id, self.name, refused=early)
+        return outputs
 
-    def _outcome(self, signal_id: str, *, refused: bool) -> list[Output]:
+    def _outcome(self, signal_id: str, strategy: str, *, refused: bool) -> list[Output]:
         """A signal of ours was placed or refused. Refused: the target book must not
         believe it went through, or the strategy would never ask again. Either way the
-        features of its symbol held back meanwhile are processed now, in order."""
+        features of its symbol held back meanwhile are processed now, in order.
+
+        An outcome of a signal not (yet) sent is remembered: after a restart the runner
+        sends again a signal it had sent before its last checkpoint, whose outcome may be
+        consumed first."""
+        if strategy != self.name:
+            return []
         sent = self.sent.pop(signal_id, None)
         if sent is None:
+            if signal_id not in self.early:
+                self.early[signal_id] = refused
+                self.touch(f"early/{signal_id}")
+                while len(self.early) > self.EARLY_WINDOW:
+                    oldest = next(iter(self.early))
+                    del self.early[oldest]
+                    self.touch(f"early/{oldest}")
             return []
         self.touch(f"sent/{signal_id}")
         self.touch("strategy")
@@ -173,7 +193,7 @@ class StrategyRunner(ConfiguredStage):
                 log.warning("%s: no outcome for signal %s (%s) in %.0f s; no longer holding "
                             "%s back", self.name, signal_id, symbol,
                             self.outcome_timeout_ns / 1e9, symbol)
-                outputs += self._outcome(signal_id, refused=False)
+                outputs += self._outcome(signal_id, self.name, refused=False)
         return outputs
 
     def on_control(self, control: Control) -> Iterable[Output]:
@@ -197,6 +217,9 @@ class StrategyRunner(ConfiguredStage):
         if key == "strategy":
             return json.dumps({"strategy": self.strategy.snapshot(), "paused": self.paused,
                                "last": self.last_count}, separators=(",", ":")).encode()
+        if key.startswith("early/"):
+            early = self.early.get(key.removeprefix("early/"))
+            return None if early is None else json.dumps(early).encode()
         sent = self.sent.get(key.removeprefix("sent/"))
         return None if sent is None else json.dumps(sent).encode()
 
@@ -207,6 +230,7 @@ class StrategyRunner(ConfiguredStage):
         self.open = {}
         self.deferred = {}
         self.held = 0
+        self.early = {}
         self.paused = self.record.spec.desired_state is not DesiredState.RUNNING
         for key in sorted(items):
             value = json.loads(items[key])
@@ -214,6 +238,8 @@ class StrategyRunner(ConfiguredStage):
                 self.strategy.restore(value["strategy"])
                 self.paused = bool(value.get("paused", self.paused))
                 self.last_count = {k: int(v) for k, v in value.get("last", {}).items()}
+            elif key.startswith("early/"):
+                self.early[key.removeprefix("early/")] = bool(value)
             elif key.startswith("sent/"):
                 symbol = str(value[0])
                 self.sent[key.removeprefix("sent/")] = (symbol, int(value[1]), int(value[2]))
