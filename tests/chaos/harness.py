@@ -441,7 +441,7 @@ def run(broker: str, ticks: int, faults: Faults, *, speed: float = 10.0, seed: i
             for _attempt in range(20):  # the victim may be restarting after a fault
                 up.read()
                 proc = up.workers().get(stage)
-                if proc is not None and _alive(proc):
+                if proc is not None and alive(proc):
                     with suppress(psutil.Error):
                         proc.send_signal(signal.SIGKILL)
                         result.kills += 1
@@ -460,7 +460,8 @@ def run(broker: str, ticks: int, faults: Faults, *, speed: float = 10.0, seed: i
     return result
 
 
-def _alive(proc: psutil.Process) -> bool:
+def alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie (a killed child stays one until its parent reaps it)."""
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:

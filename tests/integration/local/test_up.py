@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from alphaspt.local.process import free_port, port_open
+from tests.chaos.harness import alive
 
 pytestmark = pytest.mark.integration
 
@@ -101,9 +102,9 @@ def test_second_up_is_refused_and_a_killed_up_takes_everything_with_it(
         first.kill()  # SIGKILL: no handler runs in up
         first.wait(10)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_alive(p) for p in descendants):
+        while time.monotonic() < deadline and any(alive(p) for p in descendants):
             time.sleep(0.2)
-        left = [(p.pid, _cmdline(p)[:3]) for p in descendants if _alive(p)]
+        left = [(p.pid, _cmdline(p)[:3]) for p in descendants if alive(p)]
         assert left == [], f"descendants still alive 5 s after SIGKILL of up: {left}"
         assert not port_open("127.0.0.1", port)
     finally:
@@ -112,13 +113,6 @@ def test_second_up_is_refused_and_a_killed_up_takes_everything_with_it(
         for proc in psutil.process_iter():
             if str(state) in " ".join(_cmdline(proc)):
                 proc.kill()
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _cmdline(proc: psutil.Process) -> list[str]:
