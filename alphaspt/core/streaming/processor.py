@@ -138,6 +138,7 @@ class StreamProcessor(ABC):
         self.current_offset = 0
         self._held: dict[tuple[str, int], set[int]] = {}
         self._running = False
+        self._stop_requested = False
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._delivery = DeliveryTracker()
@@ -246,6 +247,7 @@ class StreamProcessor(ABC):
 
     def stop(self, *_: object) -> None:
         self._running = False
+        self._stop_requested = True
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
@@ -259,12 +261,15 @@ class StreamProcessor(ABC):
         """Run until :meth:`stop` (or SIGTERM/SIGINT) and shut down cleanly."""
         if self.config.changelog_topic is not None:
             self._wait_for_changelog(self.config.changelog_topic)
+            if self._stop_requested:
+                self._stop_requested = False
+                return
         self._producer = self._new_producer()
         self._consumer = Consumer(self._consumer_config())
         self._consumer.subscribe(list(self.inputs), on_assign=self._on_assign,
                                  on_revoke=self._on_revoke, on_lost=self._on_lost)
         self.on_start()
-        self._running = True
+        self._running = not self._stop_requested
         self.health.ready = True
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
@@ -272,6 +277,7 @@ class StreamProcessor(ABC):
                 self.step()
             self._checkpoint_or_recover()
         finally:
+            self._stop_requested = False
             self._shutdown()
 
     def step(self) -> int:
@@ -610,7 +616,7 @@ class StreamProcessor(ABC):
 
     def _wait_for_changelog(self, topic: str) -> None:
         """Create the changelog, waiting out a broker that is down (no crash loop)."""
-        while True:
+        while not self._stop_requested:
             try:
                 self._ensure_changelog(topic)
                 self.health.fail(None)
