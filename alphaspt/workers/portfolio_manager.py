@@ -89,6 +89,8 @@ class PortfolioManager(ConfiguredStage):
         return ()
 
     def after_commit(self) -> None:
+        if not self.owns_state:
+            return  # restoring (or lost the task): the ledger is not the committed one
         if not self._dirty and not self._records:
             return
         if time.monotonic() - self._last_publish < self.publish_interval and not self._records:

@@ -194,6 +194,11 @@ class StreamProcessor(ABC):
         """Mark ``key`` (of the current task) changed: the next checkpoint writes it."""
         self._touched.setdefault(self.task if task is None else task, set()).add(key)
 
+    @property
+    def owns_state(self) -> bool:
+        """Whether the in-memory state is a restored, consistent one (it owns its tasks)."""
+        return bool(self._tasks) and self._restore_failed is None
+
     def position(self, topic: str, partition: int) -> int | None:
         """The next offset this stage will consume from a partition it owns."""
         return self._positions.get((topic, partition))
