@@ -72,6 +72,17 @@ class LastTick(msgspec.Struct):
                                               and tick.event_id in self.ids)
 
 
+def advance(last: LastTick | None, tick: Tick, partition: int) -> LastTick | None:
+    """The symbol's last tick after ``tick``, or ``None`` if ``tick`` was applied already
+    (the one de-duplication rule of the engine and of its look-ups)."""
+    if last is not None and last.seen(tick):
+        return None
+    if last is None or tick.exchange_ts > last.ts:
+        return LastTick(tick.exchange_ts, [tick.event_id], partition)
+    last.ids.append(tick.event_id)
+    return last
+
+
 class TickLog:
     """Reads back the ticks of one symbol from ``market.ticks`` (a partition's tail)."""
 
@@ -95,12 +106,12 @@ class TickLog:
         while offset < end:
             hi = min(end, offset + self.chunk)
             for tick in self._read(partition, offset, hi, symbol):
-                if tick.symbol != symbol or (last is not None and last.seen(tick)):
+                if tick.symbol != symbol:
                     continue
-                if last is None or tick.exchange_ts > last.ts:
-                    last = LastTick(tick.exchange_ts, [tick.event_id], partition)
-                else:
-                    last.ids.append(tick.event_id)
+                applied = advance(last, tick, partition)
+                if applied is None:
+                    continue
+                last = applied
                 if tick.exchange_ts > after_ts:
                     yield tick
             offset = hi
@@ -220,14 +231,10 @@ class TradingEngine(ConfiguredStage):
     def _on_tick(self, tick: Tick) -> list[Output]:
         self.tick_ts = max(self.tick_ts, tick.exchange_ts)
         self._align(self.tick_ts)
-        last = self.last.get(tick.symbol)
-        if last is not None and last.seen(tick):
+        last = advance(self.last.get(tick.symbol), tick, self.current_partition)
+        if last is None:
             return []
-        if last is None or tick.exchange_ts > last.ts:
-            self.last[tick.symbol] = LastTick(tick.exchange_ts, [tick.event_id],
-                                              self.current_partition)
-        else:
-            last.ids.append(tick.event_id)
+        self.last[tick.symbol] = last
         self.touch(f"last/{tick.symbol}")
         recent = self.recent.get(tick.symbol)
         if recent is None:

@@ -487,18 +487,13 @@ def _outages(up: Up, faults: Faults, say: Callable[[str], None]) -> None:
                 up.workers()[killed].send_signal(signal.SIGKILL)
             time.sleep(20)
             workers[paused].send_signal(signal.SIGCONT)
-    if faults.restart_postgres:
-        proc = up.server("postgres")
+    for wanted, server, recover in ((faults.restart_postgres, "postgres", 5),
+                                    (faults.kill_broker, "kafka", 10)):
+        proc = up.server(server) if wanted else None
         if proc is not None:
-            say("SIGKILL postgres (up restarts it)")
+            say(f"SIGKILL {server} (up restarts it)")
             proc.send_signal(signal.SIGKILL)
-            time.sleep(5)
-    if faults.kill_broker:
-        proc = up.server("kafka")
-        if proc is not None:
-            say("SIGKILL the broker (up restarts it)")
-            proc.send_signal(signal.SIGKILL)
-            time.sleep(10)
+            time.sleep(recover)
 
 
 def figures(kills: int, inv: Invariants, differs: int) -> str:

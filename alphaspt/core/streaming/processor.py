@@ -203,17 +203,18 @@ class StreamProcessor(ABC):
         """The next offset this stage will consume from a partition it owns."""
         return self._positions.get((topic, partition))
 
-    def backlog(self, topic: str) -> int:
-        """Messages of ``topic`` not yet consumed (the client's cached high watermarks)."""
+    def backlog(self, topic: str | None = None) -> int:
+        """Messages not yet consumed from the partitions this stage has positions in (of
+        ``topic``, or of every input), by the client's cached high watermarks."""
         if self._consumer is None:
             return 0
         total = 0
-        for tp in self._consumer.assignment():
-            if tp.topic != topic:
+        for (name, partition), position in self._positions.items():
+            if topic is not None and name != topic:
                 continue
-            position = self._positions.get((tp.topic, tp.partition), 0)
             try:
-                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(name, partition), timeout=0.5, cached=True)
             except KafkaException:
                 continue
             total += max(0, high - position)
@@ -291,9 +292,7 @@ class StreamProcessor(ABC):
         self.health.beat()
         if self._rejoin_at is not None and time.monotonic() >= self._rejoin_at:
             self._rejoin()
-        if self._restore_failed is not None and self._failing_since is not None and \
-                time.monotonic() - self._failing_since >= self.config.unhealthy_after:
-            self.health.fail(f"cannot restore its state: {self._restore_failed}")
+        self._report_restore_failure()
         messages = self._consumer.consume(self.config.batch_size, self.config.poll_timeout)
         started = time.monotonic()
         try:
@@ -461,9 +460,13 @@ class StreamProcessor(ABC):
         self._held.clear()
         self._nonces.clear()
         self._rejoin_at = time.monotonic() + 1.0
-        if self._failing_since is not None and \
+        self._report_restore_failure()
+
+    def _report_restore_failure(self) -> None:
+        """Not ready once restores have failed for ``unhealthy_after`` seconds."""
+        if self._restore_failed is not None and self._failing_since is not None and \
                 time.monotonic() - self._failing_since >= self.config.unhealthy_after:
-            self.health.fail(f"cannot restore its state: {reason}")
+            self.health.fail(f"cannot restore its state: {self._restore_failed}")
 
     def _rejoin(self) -> None:
         assert self._consumer is not None
@@ -714,16 +717,7 @@ class StreamProcessor(ABC):
 
     def _update_lag(self) -> None:
         """Consumer lag (messages behind the high watermark) into the health and metrics."""
-        assert self._consumer is not None
-        lag = 0
-        for (topic, partition), position in self._positions.items():
-            try:
-                _low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=0.5, cached=True)
-            except KafkaException:
-                continue
-            if high >= 0:
-                lag += max(0, high - position)
+        lag = self.backlog()
         self.health.lag = lag
         LAG.labels(self.stage).set(lag)
 

@@ -34,15 +34,20 @@ def processes_under(directory: Path) -> list[str]:
     return found
 
 
+def up_env(state: Path, api_port: int) -> dict[str, str]:
+    """A new user's environment: no ALPHASPT_ settings but the state dir and API port."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ALPHASPT_")},
+        "ALPHASPT_LOCAL__STATE_DIR": str(state),
+        "ALPHASPT_API__PORT": str(api_port),
+        "ALPHASPT_SETTINGS_FILE": "/nonexistent.toml",
+    }
+
+
 def test_up_for_seconds_runs_everything_and_leaves_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ALPHASPT_")},
-        "ALPHASPT_LOCAL__STATE_DIR": str(state),
-        "ALPHASPT_API__PORT": str(port),
-        "ALPHASPT_SETTINGS_FILE": "/nonexistent.toml",
-    }
+    env = up_env(state, port)
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "alphaspt", "up", "--for", "45"],
@@ -71,12 +76,7 @@ def test_second_up_is_refused_and_a_killed_up_takes_everything_with_it(
 ) -> None:
     state = tmp_path / "state"
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ALPHASPT_")},
-        "ALPHASPT_LOCAL__STATE_DIR": str(state),
-        "ALPHASPT_API__PORT": str(port),
-        "ALPHASPT_SETTINGS_FILE": "/nonexistent.toml",
-    }
+    env = up_env(state, port)
     first = subprocess.Popen([sys.executable, "-m", "alphaspt", "up", "--for", "120"],
                              cwd=REPO, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
@@ -134,12 +134,7 @@ def test_a_stage_that_cannot_checkpoint_is_named_on_the_console_within_10_s(
     through /status, and up prints the stage and the reason; after SIGCONT they recover
     without a restart."""
     state = tmp_path / "state"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ALPHASPT_")},
-        "ALPHASPT_LOCAL__STATE_DIR": str(state),
-        "ALPHASPT_API__PORT": str(free_port()),
-        "ALPHASPT_SETTINGS_FILE": "/nonexistent.toml",
-    }
+    env = up_env(state, free_port())
     up = subprocess.Popen([sys.executable, "-m", "alphaspt", "up", "--for", "120"],
                           cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
