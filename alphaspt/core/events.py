@@ -99,6 +99,17 @@ class Side(StrEnum):
         return 1 if self is Side.BUY else -1
 
 
+class Product(StrEnum):
+    """Kite's products: what the exchange and the broker let a position do."""
+
+    MIS = "MIS"
+    """Intraday (margin intraday square-off): squared off before the close, never carried."""
+    CNC = "CNC"
+    """Equity delivery: no short sales beyond holdings; positions carry over as holdings."""
+    NRML = "NRML"
+    """Futures and options carried overnight."""
+
+
 class OrderType(StrEnum):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
@@ -152,6 +163,7 @@ class Signal(Event, frozen=True, kw_only=True):
     order_type: OrderType = OrderType.MARKET
     limit_price: float | None = None
     ref_price: float
+    product: Product = Product.MIS
     """The price the strategy saw when it decided."""
     reason: str = ""
 
@@ -174,6 +186,17 @@ class RiskReason(StrEnum):
     ORDER_RATE_SECOND = "ORDER_RATE_SECOND"
     ORDER_RATE_MINUTE = "ORDER_RATE_MINUTE"
     INVALID_SIGNAL = "INVALID_SIGNAL"
+    MARKET_CLOSED = "MARKET_CLOSED"
+    """Not an NSE trading day (weekend, holiday) or outside the session."""
+    PRODUCT_CUTOFF = "PRODUCT_CUTOFF"
+    """A risk-increasing MIS order at or after the RiskProfile's ``misCutoff``."""
+    UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
+    TICK_SIZE = "TICK_SIZE"
+    LOT_SIZE = "LOT_SIZE"
+    CIRCUIT_LIMIT = "CIRCUIT_LIMIT"
+    SHORT_SELL = "SHORT_SELL"
+    """A CNC sell beyond holdings."""
+    ORDER_RATE_DAY = "ORDER_RATE_DAY"
 
 
 class RiskDecision(Event, frozen=True, kw_only=True):
@@ -205,6 +228,7 @@ class Order(Event, frozen=True, kw_only=True):
     limit_price: float | None = None
     mode: str = "Paper"
     broker_order_id: str | None = None
+    product: Product = Product.MIS
 
 
 class Charges(msgspec.Struct, frozen=True, kw_only=True):
@@ -235,6 +259,7 @@ class Fill(Event, frozen=True, kw_only=True):
     price: float
     charges: Charges = Charges()
     signal_exchange_ts: int | None = None
+    product: Product = Product.MIS
     """The exchange timestamp of the tick that caused the signal (tick→fill latency)."""
 
 
@@ -253,6 +278,9 @@ class Command(StrEnum):
     RESUME = "RESUME"
     CONFIG_CHANGED = "CONFIG_CHANGED"
     """Workers reload their configuration from PostgreSQL."""
+    FLATTEN = "FLATTEN"
+    """Square off every open position of the target (``*``, a TradingStrategy or the
+    strategies bound to a RiskProfile) with risk-reducing MARKET orders."""
 
 
 class Control(Event, frozen=True, kw_only=True):

@@ -16,6 +16,8 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from alphaspt.core.events import Product
+
 GROUP: Final = "alphaspt.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
@@ -71,6 +73,8 @@ class TradingStrategySpec(_Spec):
     params: dict[str, Any] = Field(default_factory=dict)
     instruments: tuple[str, ...] = Field(min_length=1, max_length=200)
     mode: Mode = Mode.PAPER
+    product: Product = Product.MIS
+    """MIS (intraday, squared off at the profile's ``misCutoff``), CNC (delivery) or NRML."""
     risk_profile_ref: str = Field(pattern=NAME_PATTERN, max_length=63)
     desired_state: DesiredState = DesiredState.RUNNING
     broker_secret_ref: SecretRef | None = None
@@ -115,6 +119,9 @@ class RiskProfileSpec(_Spec):
     allowed_instruments: tuple[str, ...] = ()
     """Empty: every instrument of the strategy is allowed."""
     trading_window: TradingWindow = Field(default_factory=TradingWindow)
+    mis_cutoff: time = time(15, 20)
+    """IST: no risk-increasing MIS order at or after this time; open MIS positions are
+    squared off at it."""
     kill_switch: bool = False
 
     @field_validator("allowed_instruments")
