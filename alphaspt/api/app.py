@@ -27,6 +27,7 @@ from alphaspt.api.metrics import ApiMetrics, MetricsMiddleware
 from alphaspt.api.models import ErrorResponse
 from alphaspt.api.routers.dashboard import STATIC_DIR, dashboard_router, locate_chart_library
 from alphaspt.api.routers.health import health_router
+from alphaspt.api.routers.market import market_router
 from alphaspt.api.routers.metrics import metrics_router
 from alphaspt.api.routers.orders import orders_router
 from alphaspt.api.routers.portfolio import portfolio_router
@@ -116,6 +117,7 @@ def create_app(
     for router in (
         strategies_router(reader),
         portfolio_router(reader),
+        market_router(reader),
         orders_router(reader, metrics),
         rejections_router(reader, metrics),
     ):

@@ -58,6 +58,12 @@ class Strategy(BaseModel):
     fills: int
     rejections: int
     updated_at: float = Field(description="Epoch seconds of the last update.")
+    risk_profile: str = Field(default="", description="The bound RiskProfile.")
+    max_daily_loss: float | None = Field(
+        default=None, description="The profile's maxDailyLoss (rupees), for limit use.")
+    max_gross_exposure: float | None = Field(
+        default=None, description="The profile's maxGrossExposure (rupees), for limit use.")
+    kill_switch: bool = Field(default=False, description="The profile's kill switch is on.")
 
     @classmethod
     def of(cls, view: StrategyView) -> Strategy:
@@ -83,6 +89,71 @@ class PnlHistory(BaseModel):
 
     strategy: str
     points: list[PnlPoint]
+
+
+class PricePoint(BaseModel):
+    model_config = _OUT
+
+    t: float = Field(description="Exchange time, epoch seconds.")
+    p: float = Field(description="Last traded price in that second.")
+
+
+class PriceHistory(BaseModel):
+    model_config = _OUT
+
+    symbol: str
+    points: list[PricePoint]
+
+
+class RoundTrip(BaseModel):
+    """A closed FIFO lot (entry matched against exit) of one symbol."""
+
+    model_config = _OUT
+
+    symbol: str
+    side: str = Field(description="LONG or SHORT.")
+    quantity: int
+    entry_price: float
+    exit_price: float
+    entry_ts: float = Field(description="Epoch seconds of the entry fill.")
+    exit_ts: float = Field(description="Epoch seconds of the exit fill.")
+    pnl: float = Field(description="Gross P&L of the lot, before charges.")
+
+
+class Trades(BaseModel):
+    """Round trips from the strategy's recent fills (the fill list is capped)."""
+
+    model_config = _OUT
+
+    strategy: str
+    fills: int = Field(description="Fills the round trips were computed from.")
+    round_trips: int
+    wins: int
+    win_rate: float | None = Field(description="wins / round_trips; null before the first.")
+    gross_pnl: float
+    items: list[RoundTrip] = Field(description="Newest first.")
+
+
+class Worker(BaseModel):
+    """A worker's last heartbeat and what it means."""
+
+    model_config = _OUT
+
+    worker: str = Field(description="<stage> or strategy-runner/<strategy>.")
+    stage: str
+    strategy: str
+    status: str = Field(description="ok, starting, restarting, failing or down.")
+    why: str = Field(description="The failure reason, or why it is not ok.")
+    lag: int
+    starts: int = Field(description="Processes started under this id (crash loops count up).")
+    started_at: float
+    updated_at: float
+
+
+class WorkerList(BaseModel):
+    model_config = _OUT
+
+    items: list[Worker]
 
 
 class Portfolio(BaseModel):
@@ -160,7 +231,13 @@ __all__ = [
     "PnlPoint",
     "Portfolio",
     "Position",
+    "PriceHistory",
+    "PricePoint",
     "RejectionRecord",
+    "RoundTrip",
     "Strategy",
     "StrategyList",
+    "Trades",
+    "Worker",
+    "WorkerList",
 ]

@@ -20,6 +20,11 @@ Layout (all keys under an optional prefix, default none):
     JSON risk rejections.
 ``pnl:<strategy>`` (list, oldest first, capped): JSON ``{"t": epoch_s, "pnl": net}``
     points for the live chart.
+``prices:<symbol>`` (list, oldest first, capped at ``PRICE_POINTS_LIMIT``): JSON
+    ``{"t": exchange epoch_s, "p": price}``, one point per symbol per second of exchange
+    time, for the price chart.
+``workers:<worker>`` (hash) and ``workers`` (set): each worker's last heartbeat
+    (:class:`alphaspt.core.views.WorkerView`'s fields), written every 2 s by the worker.
 Channel ``alphaspt:updates``: JSON ``{"type": "portfolio"|"order"|"rejection", ...}``.
 """
 
@@ -37,14 +42,17 @@ import redis.asyncio as aioredis
 from alphaspt.core.views import (
     SUMMARY_FIELDS,
     PositionView,
+    PricePoint,
     StrategyView,
     TotalsView,
+    WorkerView,
     totals_of,
 )
 
 UPDATES_CHANNEL: Final = "alphaspt:updates"
 RECENT_LIMIT: Final = 1000
 PNL_POINTS_LIMIT: Final = 2000
+PRICE_POINTS_LIMIT: Final = 2000
 
 __all__ = [
     "PortfolioCacheReader",
@@ -66,7 +74,13 @@ def _strategy_mapping(view: StrategyView) -> dict[Any, Any]:
         "mode": view.mode,
         "state": view.state,
         "updated_at": repr(view.updated_at),
+        "risk_profile": view.risk_profile,
+        "kill_switch": "1" if view.kill_switch else "0",
     }
+    if view.max_daily_loss is not None:
+        fields["limit:max_daily_loss"] = repr(view.max_daily_loss)
+    if view.max_gross_exposure is not None:
+        fields["limit:max_gross_exposure"] = repr(view.max_gross_exposure)
     for name in SUMMARY_FIELDS:
         fields[name] = str(getattr(view, name))
     for p in view.positions:
@@ -106,7 +120,15 @@ def parse_strategy(name: str, raw: Mapping[str, str]) -> StrategyView:
         fills=int(raw.get("fills", 0)),
         rejections=int(raw.get("rejections", 0)),
         updated_at=float(raw.get("updated_at", 0.0)),
+        risk_profile=raw.get("risk_profile", ""),
+        max_daily_loss=_optional_float(raw.get("limit:max_daily_loss")),
+        max_gross_exposure=_optional_float(raw.get("limit:max_gross_exposure")),
+        kill_switch=raw.get("kill_switch") == "1",
     )
+
+
+def _optional_float(value: str | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _recent_key(kind: str) -> str:
@@ -147,6 +169,29 @@ class PortfolioCacheWriter:
                 "strategies": [msgspec.to_builtins(v) for v in views],
                 "totals": msgspec.to_builtins(totals),
             }))
+        pipe.execute()
+
+    def prices(self, points: Sequence[tuple[str, PricePoint]]) -> None:
+        """Append price points (``(symbol, point)``, oldest first) to the capped lists."""
+        if not points:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        for symbol in {s for s, _ in points}:
+            pipe.rpush(f"prices:{symbol}", *(
+                msgspec.json.encode(p).decode() for s, p in points if s == symbol))
+            pipe.ltrim(f"prices:{symbol}", -PRICE_POINTS_LIMIT, -1)
+        pipe.execute()
+
+    def heartbeat(self, view: WorkerView, *, first: bool) -> None:
+        """Write a worker's heartbeat; ``first`` counts a new process under its id."""
+        key = f"workers:{view.worker}"
+        fields: dict[Any, Any] = {k: json_field(v) for k, v in msgspec.structs.asdict(view).items()
+                  if k != "starts"}
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(key, mapping=fields)
+        if first:
+            pipe.hincrby(key, "starts", 1)
+        pipe.sadd("workers", view.worker)
         pipe.execute()
 
     def record(self, kind: str, strategy: str, record: Mapping[str, Any]) -> None:
@@ -200,7 +245,26 @@ class PortfolioCacheReader:
         raw = await self._r.lrange(key, offset, offset + limit - 1)
         return total, [json.loads(r) for r in raw]
 
+    async def prices(self, symbol: str, limit: int = PRICE_POINTS_LIMIT) -> list[PricePoint]:
+        raw = await self._r.lrange(f"prices:{symbol}", -limit, -1)
+        return [msgspec.json.decode(r, type=PricePoint) for r in raw]
+
+    async def workers(self) -> list[WorkerView]:
+        """Every worker that has sent a heartbeat (bounded by the deployed workers)."""
+        views = []
+        for name in sorted(str(n) for n in await self._r.smembers("workers")):
+            raw = await self._r.hgetall(f"workers:{name}")
+            if raw:
+                views.append(msgspec.convert(
+                    {str(k): json.loads(v) for k, v in raw.items()}, WorkerView))
+        return views
+
     async def pnl_history(self, strategy: str, limit: int = PNL_POINTS_LIMIT
                           ) -> list[dict[str, float]]:
         raw = await self._r.lrange(f"pnl:{strategy}", -limit, -1)
         return [json.loads(r) for r in raw]
+
+
+def json_field(value: Any) -> str:
+    """A hash field as JSON text, so the reader gets types back (``null``, bools, numbers)."""
+    return json.dumps(value)

@@ -3,19 +3,29 @@
 - ``GET /healthz``: 200 while the worker's loop has turned within ``stale_after`` seconds
   (a wedged loop fails the liveness probe and the pod restarts);
 - ``GET /readyz``: 200 once the worker has started consuming/producing and is alive;
+- ``GET /status``: the snapshot as JSON (``ready``, ``reason``, ``lag``, ``alive``);
 - ``GET /metrics``: Prometheus text format (the default registry).
+
+:func:`start_heartbeat` also writes the snapshot to the Redis read model every 2 s
+(``workers:<worker>``), so the API and dashboard can tell a crash-looping worker (no
+heartbeat, or a start count that keeps rising) from a running one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from alphaspt.core.config import MetricsConfig
+from alphaspt.core.views import WorkerView
+
+log = logging.getLogger(__name__)
 
 MESSAGES = Counter(
     "alphaspt_stage_messages_total", "Input messages handled by a stage",
@@ -77,6 +87,10 @@ class Health:
     def alive(self) -> bool:
         return time.monotonic() - self._last < self.stale_after
 
+    def snapshot(self) -> dict[str, object]:
+        """What ``/status`` answers and the heartbeat carries."""
+        return {"ready": self.ok, "reason": self.reason, "lag": self.lag, "alive": self.alive}
+
 
 def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -90,8 +104,7 @@ def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
                 self._send(200 if ok else 503,
                            b"ready\n" if ok else f"not ready: {why}\n".encode())
             elif self.path == "/status":
-                body = json.dumps({"ready": health.ok, "reason": health.reason,
-                                   "lag": health.lag, "alive": health.alive}).encode()
+                body = json.dumps(health.snapshot()).encode()
                 self._send(200, body, "application/json")
             elif self.path == "/metrics":
                 self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
@@ -122,3 +135,39 @@ def serve_health(config: MetricsConfig, health: Health) -> ThreadingHTTPServer |
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
     return server
+
+
+HEARTBEAT_INTERVAL = 2.0
+
+
+def start_heartbeat(health: Health, worker: str, write: Callable[[WorkerView, bool], None],
+                    *, interval: float = HEARTBEAT_INTERVAL) -> threading.Thread:
+    """Write ``health`` as ``worker``'s heartbeat every ``interval`` s in a daemon thread.
+
+    ``write(view, first)`` is the read model's writer (``first`` on the process's first
+    successful write). A failed write is logged once per outage and retried; it never
+    affects the worker.
+    """
+    stage, _, strategy = worker.partition("/")
+    started = time.time()
+
+    def loop() -> None:
+        first, failing = True, False
+        while True:
+            snap = health.snapshot()
+            view = WorkerView(
+                worker=worker, stage=stage, strategy=strategy, ready=bool(snap["ready"]),
+                alive=bool(snap["alive"]), reason=health.reason, lag=health.lag,
+                started_at=started, updated_at=time.time())
+            try:
+                write(view, first)
+                first, failing = False, False
+            except Exception as exc:
+                if not failing:
+                    log.warning("heartbeat to the read model failed (%s); retrying", exc)
+                failing = True
+            time.sleep(interval)
+
+    thread = threading.Thread(target=loop, name="heartbeat", daemon=True)
+    thread.start()
+    return thread

@@ -44,6 +44,68 @@ class StrategyView(Summary, frozen=True, kw_only=True):
     mode: str = "Paper"
     state: str = "Running"
     positions: tuple[PositionView, ...] = ()
+    risk_profile: str = ""
+    """The bound RiskProfile ('' when unknown to the writer)."""
+    max_daily_loss: float | None = None
+    """The profile's limits, for the dashboard's limit-use bars (``None``: unknown)."""
+    max_gross_exposure: float | None = None
+    kill_switch: bool = False
+    """The bound profile's kill switch is on."""
+
+
+class WorkerView(msgspec.Struct, frozen=True, kw_only=True):
+    """A worker's last heartbeat in the read model (``workers:<id>``)."""
+
+    worker: str
+    """``<stage>`` or ``strategy-runner/<strategy>``."""
+    stage: str
+    strategy: str = ""
+    ready: bool = False
+    alive: bool = False
+    reason: str | None = None
+    lag: int = 0
+    started_at: float = 0.0
+    """Epoch seconds when the process started."""
+    starts: int = 0
+    """Processes that have started under this worker id (a crash loop counts up)."""
+    updated_at: float = 0.0
+
+    def status(self, now: float, *, stale_after: float = 10.0) -> tuple[str, str]:
+        """``(status, why)``: ``down`` without a heartbeat for ``stale_after`` s, ``failing``
+        with a reason, ``restarting`` when it started again in the last minute, else ``ok``
+        (``starting`` before it is ready)."""
+        if now - self.updated_at > stale_after:
+            return "down", f"no heartbeat for {now - self.updated_at:.0f} s"
+        if self.reason:
+            return "failing", self.reason
+        if self.starts > 1 and now - self.started_at < 60:
+            ago = now - self.started_at
+            return "restarting", f"started {self.starts} times; last {ago:.0f} s ago"
+        if not self.ready:
+            return "starting", "not ready yet"
+        return "ok", ""
+
+
+class PricePoint(msgspec.Struct, frozen=True):
+    """One price per symbol per second of exchange time, for the price chart."""
+
+    t: float
+    p: float
+
+
+class RoundTrip(msgspec.Struct, frozen=True, kw_only=True):
+    """A closed FIFO lot: entry fill(s) matched against exit fill(s) of one symbol."""
+
+    symbol: str
+    side: str
+    """``LONG`` or ``SHORT``."""
+    quantity: int
+    entry_price: float
+    exit_price: float
+    entry_ts: float
+    exit_ts: float
+    pnl: float
+    """Gross P&L of the lot (before charges)."""
 
 
 class TotalsView(Summary, frozen=True, kw_only=True):

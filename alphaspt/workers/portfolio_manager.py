@@ -2,13 +2,14 @@
 
 The ledger (positions, average prices, realised/unrealised P&L, charges, counts) is pure
 (:mod:`alphaspt.portfolio.ledger`); its keys (``Ledger.export``) are the stage's changelog:
-one ``pf/<strategy>`` book, one ``px/<symbol>`` mark, and one key per seen trade, order
-and rejected signal, forgotten once the IST day before yesterday is over (bounded by two
-days of events; the counts stay). Redis is written *after* each checkpoint: a snapshot of
-every strategy (the seed's ``HSET portfolio:<strategy> position:<SYMBOL> <qty>`` plus
-summary fields, atomically in MULTI/EXEC) at most every ``publish_interval`` seconds, and
-the recent orders/fills/rejections lists. The Redis snapshot is derived state, so
-rewriting it is idempotent; if Redis is down the stage keeps consuming and writes the
+one ``pf/<strategy>`` book, one ``px/<symbol>`` mark, and one key per seen trade, order and
+rejected signal, forgotten once the IST day before yesterday is over (bounded by two days of
+events; the counts stay). Redis is written *after* each checkpoint: a snapshot of every
+strategy (the seed's ``HSET portfolio:<strategy> position:<SYMBOL> <qty>`` plus summary
+fields, atomically in MULTI/EXEC) at most every ``publish_interval`` seconds, and the recent
+orders/fills/rejections lists, and one price point per symbol per second of exchange time
+(``prices:<symbol>``, for the dashboard's price chart). The Redis snapshot is derived state,
+so rewriting it is idempotent; if Redis is down the stage keeps consuming and writes the
 current snapshot once it is back.
 """
 
@@ -27,6 +28,8 @@ from alphaspt.core.clock import ist_day
 from alphaspt.core.config import Settings
 from alphaspt.core.events import (
     Codec,
+    Command,
+    Control,
     Event,
     Fill,
     Order,
@@ -36,6 +39,7 @@ from alphaspt.core.events import (
     Topics,
 )
 from alphaspt.core.streaming import Output, ProcessorConfig
+from alphaspt.core.views import PricePoint
 from alphaspt.portfolio.ledger import Ledger
 from alphaspt.workers.common import ConfigSource, ConfiguredStage
 
@@ -61,6 +65,12 @@ class PortfolioManager(ConfiguredStage):
         self._dirty = True
         self._last_publish = 0.0
         self.day = 0
+        self._price_second: dict[str, int] = {}
+        """Per symbol: the exchange second of its last price point (bounded by symbols)."""
+        self._prices: list[tuple[str, PricePoint]] = []
+        self._killed: set[str] = set()
+        """Kill-switch targets engaged on ``control.commands`` since start-up (``*`` or a
+        profile), shown on the dashboard with the profiles' own ``killSwitch``."""
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
         day = ist_day(event.exchange_ts)
@@ -72,6 +82,10 @@ class PortfolioManager(ConfiguredStage):
             self.ledger.mark(event.symbol, event.price)
             self.touch(f"px/{event.symbol}")
             self._dirty = True
+            second = event.exchange_ts // 1_000_000_000
+            if self._price_second.get(event.symbol) != second:
+                self._price_second[event.symbol] = second
+                self._prices.append((event.symbol, PricePoint(float(second), event.price)))
             return ()
         assert isinstance(event, Fill | Order | OrderRejected | RiskDecision)
         if self.ledger.apply(event):
@@ -80,6 +94,12 @@ class PortfolioManager(ConfiguredStage):
             self.touch(f"{kind}/{strategy}/{ident}")
             self._dirty = True
             self._records.append(_record(event))
+        return ()
+
+    def on_control(self, control: Control) -> Iterable[Output]:
+        if control.command is Command.KILL_SWITCH:
+            (self._killed.add if control.value else self._killed.discard)(control.target)
+            self._dirty = True
         return ()
 
     def on_idle(self) -> Iterable[Output]:
@@ -100,6 +120,8 @@ class PortfolioManager(ConfiguredStage):
                 self.writer.record(kind, strategy, record)
             self._records.clear()
             self.writer.write_snapshot(self.views())
+            self.writer.prices(self._prices)
+            self._prices.clear()
         except redis.RedisError as exc:
             log.warning("Redis write failed (%s); will retry after the next batch", exc)
             return
@@ -111,11 +133,18 @@ class PortfolioManager(ConfiguredStage):
         views = []
         for snap in self.ledger.snapshots():
             record = self.pipeline.strategies.get(snap.name)
+            profile = self.pipeline.profiles.get(record.spec.risk_profile_ref) if record else None
+            limits = profile.spec if profile else None
             views.append(msgspec.structs.replace(
                 snap,
                 mode=record.spec.mode.value if record else "Paper",
                 state=record.spec.desired_state.value if record else "Unknown",
                 updated_at=now,
+                risk_profile=record.spec.risk_profile_ref if record else "",
+                max_daily_loss=limits.max_daily_loss if limits else None,
+                max_gross_exposure=limits.max_gross_exposure if limits else None,
+                kill_switch=bool(limits and (limits.kill_switch or {"*", profile.name}
+                                             & self._killed)) if profile else False,
             ))
         return views
 
@@ -127,6 +156,8 @@ class PortfolioManager(ConfiguredStage):
         for name in self.pipeline.strategies:
             self.ledger.portfolio(name)
         self._records.clear()  # records not yet checkpointed come again on the replay
+        self._prices.clear()
+        self._price_second.clear()
         self._dirty = True
 
     def drop_task(self, task: int) -> None:
@@ -156,7 +187,7 @@ def _record(event: Fill | Order | OrderRejected | RiskDecision) -> tuple[str, st
             "status": "FILLED", "client_order_id": event.client_order_id,
             "trade_id": event.trade_id, "symbol": event.symbol, "side": event.side.value,
             "quantity": event.quantity, "price": event.price, "charges": event.charges.total,
-            "ts": event.ingest_ts,
+            "ts": event.ingest_ts, "exchange_ts": event.exchange_ts,
         }
     if isinstance(event, Order):
         return "order", event.strategy, {

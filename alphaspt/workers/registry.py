@@ -11,7 +11,7 @@ from pathlib import Path
 from alphaspt.core.cache import PortfolioCacheWriter
 from alphaspt.core.config import Settings
 from alphaspt.core.events import Topics
-from alphaspt.core.health import Health, serve_health
+from alphaspt.core.health import Health, serve_health, start_heartbeat
 from alphaspt.core.streaming import EventProducer
 from alphaspt.exceptions import InvalidConfiguration
 from alphaspt.workers import STAGES
@@ -39,6 +39,10 @@ def run_stage(stage: str, settings: Settings, options: WorkerOptions) -> None:
     require_kafka(settings)
     health = Health()
     serve_health(settings.metrics, health)
+    if settings.redis.url is not None:
+        writer = PortfolioCacheWriter.from_url(settings.redis.url.get_secret_value())
+        worker = f"{stage}/{options.strategy}" if stage == "strategy-runner" else stage
+        start_heartbeat(health, worker, lambda view, first: writer.heartbeat(view, first=first))
     source = ConfigSource(require_database(settings), settings.namespace)
     if stage == "market-feed":
         feed = MarketFeed(settings, source, EventProducer(settings.kafka), FeedConfig(
@@ -66,7 +70,6 @@ def run_stage(stage: str, settings: Settings, options: WorkerOptions) -> None:
     elif stage == "portfolio-manager":
         if settings.redis.url is None:
             raise InvalidConfiguration("portfolio-manager needs ALPHASPT_REDIS__URL")
-        writer = PortfolioCacheWriter.from_url(settings.redis.url.get_secret_value())
         processor = PortfolioManager(settings, stage_config(settings, stage), source, writer)
     else:
         raise InvalidConfiguration(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")

@@ -1,15 +1,18 @@
-"""``/api/v1/strategies``: every strategy's state, positions and P&L, and P&L history."""
+"""``/api/v1/strategies``: every strategy's state, positions and P&L, P&L history and
+round trips."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 from fastapi import APIRouter, HTTPException, Path, Query
 
-from alphaspt.api.models import PnlHistory, PnlPoint, Strategy, StrategyList
+from alphaspt.api.models import PnlHistory, PnlPoint, RoundTrip, Strategy, StrategyList, Trades
 from alphaspt.api.routers import API_PREFIX
-from alphaspt.core.cache import PNL_POINTS_LIMIT, PortfolioCacheReader
+from alphaspt.core.cache import PNL_POINTS_LIMIT, RECENT_LIMIT, PortfolioCacheReader
 from alphaspt.core.specs import NAME_PATTERN
+from alphaspt.portfolio.roundtrips import round_trips, trade_stats
 
 StrategyName = Annotated[
     str,
@@ -52,6 +55,29 @@ def strategies_router(reader: PortfolioCacheReader) -> APIRouter:
         return PnlHistory(
             strategy=name,
             points=[PnlPoint(t=float(p["t"]), pnl=float(p["pnl"])) for p in points],
+        )
+
+    @router.get(
+        "/{name}/trades",
+        response_model=Trades,
+        summary="Closed round trips (FIFO) from the recent fills, newest first, and win rate",
+        responses={404: {"description": "No such strategy in the read model"}},
+    )
+    async def get_trades(name: StrategyName) -> Trades:
+        if await reader.strategy(name) is None:
+            raise HTTPException(status_code=404, detail=f"strategy {name!r} not found")
+        _, records = await reader.recent("order", name, 0, RECENT_LIMIT)
+        # Exchange time (what the price chart shows) where recorded, else ingest time.
+        fills = [
+            {**r, "ts": float(r.get("exchange_ts") or r["ts"]) / 1e9} for r in reversed(records)
+            if r.get("type") == "fill" and isinstance(r.get("ts"), int | float)
+        ]
+        trips = round_trips(fills)
+        stats = trade_stats(trips)
+        return Trades(
+            strategy=name, fills=len(fills), round_trips=stats.round_trips, wins=stats.wins,
+            win_rate=stats.win_rate, gross_pnl=stats.gross_pnl,
+            items=[RoundTrip.model_validate(msgspec.to_builtins(t)) for t in reversed(trips)],
         )
 
     return router
