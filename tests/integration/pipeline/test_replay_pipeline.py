@@ -146,6 +146,10 @@ def test_replay_through_the_pipeline_gives_the_exact_portfolio(
         wait_for_fills(client, list(strategies), expected_fills, timeout=240, up=up)
         time.sleep(2)  # the last ticks' marks
         actual = {n: client.hgetall(f"portfolio:{n}") for n in strategies}
+        beats = {n: client.hgetall(f"workers:strategy-runner/{n}") for n in strategies}
+        symbols = {s for spec in strategies.values() for s in spec.instruments}
+        prices = {s: [json.loads(p) for p in client.lrange(f"prices:{s}", 0, -1)]
+                  for s in symbols}
     finally:
         code = up.stop()
     assert code == 0, up.output()[-3000:]
@@ -164,6 +168,19 @@ def test_replay_through_the_pipeline_gives_the_exact_portfolio(
             assert float(got[f"realised_pnl:{pos.symbol}"]) == pytest.approx(
                 pos.realised_pnl, abs=0.005)
         assert float(got["unrealised_pnl"]) == pytest.approx(snap.unrealised_pnl, abs=0.005)
+
+    # The dashboard's read model: each runner's heartbeat, the profile's limits, one price
+    # point per symbol per exchange second.
+    for name in strategies:
+        assert beats[name], f"no heartbeat from the runner of {name}"
+        assert time.time() - json.loads(beats[name]["updated_at"]) < 15
+        assert json.loads(beats[name]["starts"]) >= 1
+        assert float(actual[name]["limit:max_daily_loss"]) == PROFILE["maxDailyLoss"]
+        assert actual[name]["kill_switch"] == "0"
+    for symbol, points in prices.items():
+        assert points, f"no price points for {symbol}"
+        seconds = [p["t"] for p in points]
+        assert seconds == sorted(set(seconds)), f"{symbol}: not one point per second"
 
     # 2. Positions equal the net of the distinct fills in orders.filled. A fill may be in
     # the topic twice (at-least-once delivery), but only as the same event: never two
