@@ -13,9 +13,10 @@ Matching rules
   client_order_id, seq)`` with ``seq`` counting the order's executions from 1.
 - Charges come from :class:`~alphaspt.portfolio.charges.ContractNotes`: per order
   (cumulative turnover, so the ₹20 cap holds across executions) and per contract-note
-  bucket of the order's IST day (STT rounded to the rupee once per day, symbol, segment
-  and side; the DP charge once per delivery-sold scrip and day). The buckets are derived
-  from the book, so a restored broker charges exactly as one that never stopped.
+  bucket of the order's strategy and IST day (STT rounded to the rupee once per
+  strategy, day, symbol, segment and side; the DP charge once per delivery-sold scrip).
+  The buckets are derived from the book, so a restored broker charges exactly as one that
+  never stopped.
 
 Placement is idempotent on ``client_order_id``. Invalid orders (non-positive quantity, a
 limit order without a positive limit on the tick grid, a client id Kite would not accept
@@ -225,8 +226,9 @@ class PaperBroker:
         quantity = order.quantity - po.filled_quantity
         prior = Decimal(po.turnover)
         charges = self._notes.charge(
-            day=ist_day(order.exchange_ts), symbol=order.symbol, product=order.product,
-            side=order.side, quantity=quantity, price=price, prior_turnover=prior)
+            account=order.strategy, day=ist_day(order.exchange_ts), symbol=order.symbol,
+            product=order.product, side=order.side, quantity=quantity, price=price,
+            prior_turnover=prior)
         po.executions += 1
         po.filled_quantity += quantity
         po.turnover = str(prior + turnover_of(quantity, price))
@@ -251,8 +253,9 @@ class PaperBroker:
     def _book_note(self, po: _PaperOrder, sign: int) -> None:
         """Count (``sign`` 1) or take back (-1) a restored order's turnover on its note."""
         o = po.order
-        self._notes.record(day=ist_day(o.exchange_ts), symbol=o.symbol, product=o.product,
-                           side=o.side, turnover=sign * Decimal(po.turnover))
+        self._notes.record(account=o.strategy, day=ist_day(o.exchange_ts), symbol=o.symbol,
+                           product=o.product, side=o.side,
+                           turnover=sign * Decimal(po.turnover))
 
     # ---- per-key state (the trading engine's changelog) ------------------------------
 

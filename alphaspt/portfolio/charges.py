@@ -13,10 +13,10 @@ Components and where each is rounded
   duty** (buy side) are computed on the order's turnover and rounded to the paisa, and
   **GST** (18 %) on the order's rounded brokerage + exchange charge + SEBI fee.
 - **STT** is rounded to the nearest rupee (paise >= 50 up, as Zerodha's support page
-  states) on a *contract-note bucket*: the turnover of one IST day, one symbol, one
-  segment and one side (:class:`NoteKey`). That is the level at which the exchange and
-  the contract note compute it (per scrip, per day, intraday and delivery separately;
-  buys and sells separately where both are taxed).
+  states) on a *contract-note bucket*: the turnover of one strategy (booked as its own
+  account), one IST day, one symbol, one segment and one side (:class:`NoteKey`). That
+  is the level at which the exchange and the contract note compute it (per scrip, per
+  day, intraday and delivery separately; buys and sells separately where both are taxed).
 - **DP charge** (delivery sells only; not on the contract note, posted to the ledger): a
   flat amount plus GST once per scrip per day, charged on the bucket's first sell fill.
 
@@ -323,6 +323,8 @@ class ChargeCalculator:
 class NoteKey(NamedTuple):
     """A contract-note bucket: STT is rounded once per key, the DP charge paid once."""
 
+    account: str
+    """Whose note: the platform books each strategy as its own account (see below)."""
     day: int
     """IST day (days since 1970-01-01) of the order."""
     symbol: str
@@ -333,17 +335,23 @@ class NoteKey(NamedTuple):
 class ContractNotes:
     """Cumulative turnover per contract-note bucket, so fills get note-level STT and DP.
 
-    Bound: one entry per (day, symbol, segment, side) booked and not yet pruned; the owner
-    calls :meth:`prune` when a day is over, so it holds at most the open days' buckets
-    (symbols x 4 segments x 2 sides per day).
+    The account is the strategy: a fill's charges then depend on that strategy's own orders
+    only, which one partition of the trading engine holds, so they come out the same
+    however partitions move between replicas or restarts (deterministic outputs). Several
+    strategies trading one scrip on one day in one real account would see Zerodha round
+    their combined STT once (under ₹1 less per bucket) and pay one DP charge.
+
+    Bound: one entry per (account, day, symbol, segment, side) booked and not yet pruned;
+    the owner calls :meth:`prune` when a day is over, so it holds at most the open days'
+    buckets (strategies x symbols x 4 segments x 2 sides per day).
     """
 
     def __init__(self, calculator: ChargeCalculator | None = None) -> None:
         self.calculator = calculator or ChargeCalculator()
         self._turnover: dict[NoteKey, Decimal] = {}
 
-    def key(self, day: int, symbol: str, product: Product, side: Side) -> NoteKey:
-        return NoteKey(day, symbol, self.calculator.segment_of(product, symbol), side)
+    def key(self, account: str, day: int, symbol: str, product: Product, side: Side) -> NoteKey:
+        return NoteKey(account, day, symbol, self.calculator.segment_of(product, symbol), side)
 
     def turnover(self, key: NoteKey) -> Decimal:
         return self._turnover.get(key, _ZERO)
@@ -352,13 +360,14 @@ class ContractNotes:
         return len(self._turnover)
 
     def record(
-        self, *, day: int, symbol: str, product: Product, side: Side, turnover: Decimal
+        self, *, account: str, day: int, symbol: str, product: Product, side: Side,
+        turnover: Decimal,
     ) -> None:
         """Add turnover booked elsewhere (rebuilding after a restart). Negative turnover
         takes back a booking (an order replaced in a restore)."""
         if not turnover:
             return
-        key = self.key(day, symbol, product, side)
+        key = self.key(account, day, symbol, product, side)
         total = self.turnover(key) + turnover
         if total < 0:
             raise ValueError(f"{key}: turnover would become negative")
@@ -370,6 +379,7 @@ class ContractNotes:
     def charge(
         self,
         *,
+        account: str,
         day: int,
         symbol: str,
         product: Product,
@@ -380,7 +390,7 @@ class ContractNotes:
     ) -> Charges:
         """Charges of one fill of an order whose earlier fills had ``prior_turnover``,
         given everything booked on its note so far; books the fill."""
-        key = self.key(day, symbol, product, side)
+        key = self.key(account, day, symbol, product, side)
         charges = self.calculator.for_fill(
             side, quantity, price, product=product, symbol=symbol, day=day,
             prior_turnover=prior_turnover, note_turnover=self.turnover(key))

@@ -152,43 +152,43 @@ def test_stt_rounds_to_the_rupee_half_up(turnover: int, stt: float) -> None:
     assert calc.for_order(SELL, turnover).stt == stt
 
 
+def note_fill(notes: ContractNotes, symbol: str = "RELIANCE", *, product: Product = MIS,
+              side: Side = SELL, d: int = MON_6_APR_2026, account: str = "momo",
+              quantity: int = 20, price: float = 101.0) -> Charges:
+    return notes.charge(account=account, day=d, symbol=symbol, product=product, side=side,
+                        quantity=quantity, price=price)
+
+
 def test_stt_is_rounded_once_per_contract_note_bucket() -> None:
     # Two MIS sells of RELIANCE, 20 @ 101 = 2,020 each: STT 0.505 each.
     notes = ContractNotes()
-    a = notes.charge(day=MON_6_APR_2026, symbol="RELIANCE", product=MIS, side=SELL,
-                     quantity=20, price=101.0)
-    b = notes.charge(day=MON_6_APR_2026, symbol="RELIANCE", product=MIS, side=SELL,
-                     quantity=20, price=101.0)
+    a, b = note_fill(notes), note_fill(notes)
     # On one note: 4,040 x 0.025% = 1.01 -> 1 (the first fill's 0.505 -> 1, then 0).
     assert (a.stt, b.stt) == (1.0, 0.0)
-    # Two separate notes (another day) would pay 1 + 1.
-    c = notes.charge(day=MON_6_APR_2026 + 1, symbol="RELIANCE", product=MIS, side=SELL,
-                     quantity=20, price=101.0)
-    assert c.stt == 1.0
+    # Separate notes (another day, another strategy's book) pay 1 each.
+    assert note_fill(notes, d=MON_6_APR_2026 + 1).stt == 1.0
+    assert note_fill(notes, account="other").stt == 1.0
     # Other symbols, segments and sides are other buckets.
-    assert len(notes) == 2
-    notes.charge(day=MON_6_APR_2026, symbol="RELIANCE", product=CNC, side=SELL,
-                 quantity=1, price=101.0)
-    notes.charge(day=MON_6_APR_2026, symbol="INFY", product=MIS, side=SELL,
-                 quantity=1, price=101.0)
-    assert len(notes) == 4
-    assert notes.prune(MON_6_APR_2026 + 1) == 3 and len(notes) == 1
+    assert len(notes) == 3
+    note_fill(notes, product=CNC, quantity=1)
+    note_fill(notes, "INFY", quantity=1)
+    note_fill(notes, side=BUY, quantity=1)
+    assert len(notes) == 6
+    assert notes.prune(MON_6_APR_2026 + 1) == 5 and len(notes) == 1
 
 
 def test_dp_charge_once_per_scrip_per_day_on_delivery_sells_only() -> None:
     notes = ContractNotes()
 
     def sell(d: int, symbol: str, product: Product) -> float:
-        return notes.charge(day=d, symbol=symbol, product=product, side=SELL,
-                            quantity=10, price=100.0).dp
+        return note_fill(notes, symbol, product=product, d=d, quantity=10, price=100.0).dp
 
     assert sell(MON_6_APR_2026, "INFY", CNC) == 15.34
     assert sell(MON_6_APR_2026, "INFY", CNC) == 0.0      # same scrip, same day
     assert sell(MON_6_APR_2026, "TCS", CNC) == 15.34     # another scrip
     assert sell(MON_6_APR_2026 + 1, "INFY", CNC) == 15.34  # another day
     assert sell(MON_6_APR_2026, "SBIN", MIS) == 0.0      # intraday: nothing leaves demat
-    assert notes.charge(day=MON_6_APR_2026, symbol="ITC", product=CNC, side=BUY,
-                        quantity=10, price=100.0).dp == 0.0
+    assert note_fill(notes, "ITC", product=CNC, side=BUY).dp == 0.0
 
 
 def test_options_flat_brokerage_is_per_order_across_partial_fills() -> None:
@@ -334,8 +334,9 @@ def test_fills_booked_one_by_one_equal_the_oracle_contract_note(
         ofills = []
         for qty, ticks in fills:
             price = Decimal(ticks) * Decimal("0.05")
-            c = notes.charge(day=MON_6_APR_2026, symbol=symbol, product=product, side=side,
-                             quantity=qty, price=price, prior_turnover=prior)
+            c = notes.charge(account="momo", day=MON_6_APR_2026, symbol=symbol,
+                             product=product, side=side, quantity=qty, price=price,
+                             prior_turnover=prior)
             parts = (c.brokerage, c.stt, c.exchange_txn, c.sebi, c.stamp_duty, c.gst, c.dp)
             assert all(p >= 0 for p in parts)
             booked += sum(Decimal(repr(p)) for p in parts)
