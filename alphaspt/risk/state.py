@@ -290,11 +290,13 @@ class RiskState(msgspec.Struct, kw_only=True):
         """Apply an execution once. Returns False (and changes nothing) for a known trade id."""
         if fill.trade_id in self.trade_ids:
             return False
-        self.trade_ids[fill.trade_id] = self.day
         signed = fill.side.sign * fill.quantity
+        held = self.positions.get(fill.strategy, {}).get(fill.symbol, Position())
+        # Raises ValueError (nothing changed) for a zero quantity or a bad price.
+        step = average_cost(held.quantity, held.avg_price, signed, fill.price)
+        self.trade_ids[fill.trade_id] = self.day
         book = self.positions.setdefault(fill.strategy, {})
         pos = book.setdefault(fill.symbol, Position())
-        step = average_cost(pos.quantity, pos.avg_price, signed, fill.price)
         pos.quantity, pos.avg_price = step.quantity, float(step.avg_price)
         if pos.quantity == 0:
             del book[fill.symbol]

@@ -149,3 +149,16 @@ def test_ledger_state_stays_numbers_and_reads_the_old_float_state(make_fill: Fil
     assert pf.quantity("RELIANCE") == 6 and pf.fills == 2
     assert Portfolio.from_json(ledger.portfolio("momo").to_json()).snapshot() == \
         ledger.portfolio("momo").snapshot()
+
+
+def test_a_bad_fill_changes_neither_the_risk_state_nor_the_ledger() -> None:
+    rs, pf = RiskState(), Portfolio("momo")
+    good = _fill(1, BUY, 10, 100.0)
+    rs.apply_fill(good)
+    pf.apply(good)
+    bad = msgspec.structs.replace(_fill(2, SELL, 5, 100.0), price=0.0)
+    for apply in (rs.apply_fill, pf.apply):
+        with pytest.raises(ValueError, match="positive"):
+            apply(bad)
+    assert "T2" not in rs.trade_ids and not pf.has_trade("T2")
+    assert rs.position("momo", "RELIANCE") == pf.quantity("RELIANCE") == 10
