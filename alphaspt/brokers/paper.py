@@ -11,8 +11,12 @@ Matching rules
   ``min(limit, price)``, a sell when ``price >= limit`` at ``max(limit, price)``.
 - An order fills completely in one execution; ``trade_id = stable_id("paper",
   client_order_id, seq)`` with ``seq`` counting the order's executions from 1.
-- Charges come from :class:`~alphaspt.portfolio.charges.ChargeCalculator`, per order
-  (cumulative turnover, so the ₹20 cap holds across executions).
+- Charges come from :class:`~alphaspt.portfolio.charges.ContractNotes`: per order
+  (cumulative turnover, so the ₹20 cap holds across executions) and per contract-note
+  bucket of the order's strategy and IST day (STT rounded to the rupee once per
+  strategy, day, symbol, segment and side; the DP charge once per delivery-sold scrip).
+  The buckets are derived from the book, so a restored broker charges exactly as one that
+  never stopped.
 
 Placement is idempotent on ``client_order_id``. Invalid orders (non-positive quantity, a
 limit order without a positive limit on the tick grid, a client id Kite would not accept
@@ -34,6 +38,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 from alphaspt.brokers.base import BrokerOrder, BrokerOrderStatus, OrderAck, is_valid_tag
+from alphaspt.core.clock import ist_day
 from alphaspt.core.events import (
     Fill,
     Order,
@@ -44,7 +49,14 @@ from alphaspt.core.events import (
     now_ns,
     stable_id,
 )
-from alphaspt.portfolio.charges import ChargeCalculator, ChargeRates, to_decimal, turnover_of
+from alphaspt.portfolio.charges import (
+    ZERODHA_NSE,
+    ChargeCalculator,
+    ChargeSchedule,
+    ContractNotes,
+    to_decimal,
+    turnover_of,
+)
 
 STATE_VERSION = 1
 
@@ -56,7 +68,7 @@ class PaperConfig(BaseModel):
     """Market orders pay this many basis points of the tick price (buys up, sells down)."""
     tick_size: float = Field(default=0.05, gt=0)
     """NSE price grid for equities."""
-    charges: ChargeRates = ChargeRates()
+    charges: ChargeSchedule = ZERODHA_NSE
 
 
 class _PaperOrder(msgspec.Struct, kw_only=True):
@@ -102,7 +114,7 @@ class PaperBroker:
     ) -> None:
         self.config = config or PaperConfig()
         self._clock = clock
-        self._calc = ChargeCalculator(self.config.charges)
+        self._notes = ContractNotes(ChargeCalculator(self.config.charges))
         self._tick = to_decimal(self.config.tick_size)
         self._slip = to_decimal(self.config.slippage_bps) / Decimal(10_000)
         self._orders: dict[str, _PaperOrder] = {}
@@ -213,7 +225,10 @@ class PaperBroker:
         order = po.order
         quantity = order.quantity - po.filled_quantity
         prior = Decimal(po.turnover)
-        charges = self._calc.for_fill(order.side, quantity, price, prior_turnover=prior)
+        charges = self._notes.charge(
+            account=order.strategy, day=ist_day(order.exchange_ts), symbol=order.symbol,
+            product=order.product, side=order.side, quantity=quantity, price=price,
+            prior_turnover=prior)
         po.executions += 1
         po.filled_quantity += quantity
         po.turnover = str(prior + turnover_of(quantity, price))
@@ -232,7 +247,15 @@ class PaperBroker:
             price=float(price),
             charges=charges,
             signal_exchange_ts=order.exchange_ts,
+            product=order.product,
         )
+
+    def _book_note(self, po: _PaperOrder, sign: int) -> None:
+        """Count (``sign`` 1) or take back (-1) a restored order's turnover on its note."""
+        o = po.order
+        self._notes.record(account=o.strategy, day=ist_day(o.exchange_ts), symbol=o.symbol,
+                           product=o.product, side=o.side,
+                           turnover=sign * Decimal(po.turnover))
 
     # ---- per-key state (the trading engine's changelog) ------------------------------
 
@@ -245,7 +268,11 @@ class PaperBroker:
         """Add one :meth:`export`-ed entry; returns its client id."""
         po = _ORDER_DECODER.decode(data)
         cid = po.order.client_order_id
+        previous = self._orders.get(cid)
+        if previous is not None:
+            self._book_note(previous, -1)
         self._orders[cid] = po
+        self._book_note(po, 1)
         if po.status is BrokerOrderStatus.OPEN:
             ids = self._open.setdefault(po.order.symbol, [])
             if cid not in ids:
@@ -260,6 +287,9 @@ class PaperBroker:
                 if po.status is not BrokerOrderStatus.OPEN and po.order.exchange_ts < before_ts]
         for cid in gone:
             del self._orders[cid]
+        # Buckets of days before before_ts's are over (an order still open from such a
+        # day that fills later starts a new bucket).
+        self._notes.prune(ist_day(before_ts))
         return gone
 
     # ---- state --------------------------------------------------------------------
@@ -292,6 +322,7 @@ class PaperBroker:
             if cid in broker._orders:
                 raise ValueError(f"paper broker state lists order {cid} twice")
             broker._orders[cid] = po
+            broker._book_note(po, 1)
             if po.status is BrokerOrderStatus.OPEN:
                 broker._open.setdefault(po.order.symbol, []).append(cid)
         return broker

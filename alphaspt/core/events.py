@@ -238,11 +238,14 @@ class Charges(msgspec.Struct, frozen=True, kw_only=True):
     sebi: float = 0.0
     stamp_duty: float = 0.0
     gst: float = 0.0
+    dp: float = 0.0
+    """Depository charge incl. its GST (delivery sells; on the ledger, not the contract note)."""
 
     @property
     def total(self) -> float:
         return round(
-            self.brokerage + self.stt + self.exchange_txn + self.sebi + self.stamp_duty + self.gst,
+            self.brokerage + self.stt + self.exchange_txn + self.sebi + self.stamp_duty + self.gst
+            + self.dp,
             2,
         )
 

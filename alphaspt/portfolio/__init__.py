@@ -2,8 +2,13 @@
 
 from alphaspt.portfolio.charges import (
     ZERODHA_MIS_NSE,
+    ZERODHA_NSE,
     ChargeCalculator,
     ChargeRates,
+    ChargeSchedule,
+    ContractNotes,
+    Segment,
+    segment_from_symbol,
     turnover_of,
 )
 from alphaspt.portfolio.ledger import (
@@ -17,13 +22,18 @@ from alphaspt.portfolio.ledger import (
 
 __all__ = [
     "ZERODHA_MIS_NSE",
+    "ZERODHA_NSE",
     "ChargeCalculator",
     "ChargeRates",
+    "ChargeSchedule",
+    "ContractNotes",
     "Ledger",
     "LedgerEvent",
     "Portfolio",
     "PortfolioSnapshot",
     "PositionSnapshot",
+    "Segment",
     "TotalsSnapshot",
+    "segment_from_symbol",
     "turnover_of",
 ]

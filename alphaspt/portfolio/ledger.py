@@ -4,13 +4,16 @@
 their totals. Both are plain in-memory objects: feed them events, read snapshots, and save
 or restore their state as JSON. Nothing here does I/O.
 
-Rules (net position per symbol, intraday):
+Rules (net position per symbol):
 
-- **Average price** is the quantity-weighted mean of the fills that increased the open
-  position; reductions leave it unchanged; a fill that goes through zero closes the old
-  position and opens the remainder at the fill price; a flat position has average 0.
-- **Realised P&L** accrues on reductions: long ``(sell - avg) x qty``, short
-  ``(avg - buy) x qty``. It is gross: charges are kept separately.
+- **Average price** and **realised P&L** follow the one average-cost rule of
+  :func:`alphaspt.core.accounting.average_cost` (the risk state uses the same): the
+  quantity-weighted mean of the fills that increased the open position; reductions leave
+  it unchanged and realise long ``(sell - avg) x qty``, short ``(avg - buy) x qty``; a
+  fill through zero opens the remainder at its price; a flat position has average 0.
+  Realised P&L is gross: charges are kept separately. Both, and the charges, are kept as
+  exact decimals (the state's JSON writes them as plain numbers, as before).
+  :func:`alphaspt.core.accounting.round_trips` gives the FIFO view for reports.
 - **Unrealised P&L** is ``(last - avg) x net quantity`` (negative quantity when short),
   marked to the latest price given to :meth:`Portfolio.mark`. Until a symbol has been
   marked, its last fill price stands in.
@@ -30,9 +33,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
 
 import msgspec
 
+from alphaspt.core.accounting import average_cost, to_decimal
 from alphaspt.core.clock import ist_day
 from alphaspt.core.events import Fill, Order, OrderRejected, RiskDecision
 from alphaspt.core.views import PositionView, StrategyView, TotalsView, money, totals_of
@@ -41,6 +46,9 @@ LedgerEvent = Fill | Order | OrderRejected | RiskDecision
 """The events that change a portfolio."""
 
 STATE_VERSION = 1
+_ZERO = Decimal(0)
+_PAISE = Decimal("0.01")
+_AVG = Decimal("0.0001")
 
 
 # The ledger's snapshots are the read model's views (alphaspt.core.views): one shape from
@@ -55,9 +63,9 @@ class PositionState(msgspec.Struct, kw_only=True):
 
     symbol: str
     quantity: int = 0
-    avg_price: float = 0.0
-    realised_pnl: float = 0.0
-    charges: float = 0.0
+    avg_price: Decimal = _ZERO
+    realised_pnl: Decimal = _ZERO
+    charges: Decimal = _ZERO
     last_fill_price: float = 0.0
 
 
@@ -68,7 +76,7 @@ class PortfolioState(msgspec.Struct, kw_only=True):
     strategy: str
     positions: list[PositionState] = msgspec.field(default_factory=list)
     marks: dict[str, float] = msgspec.field(default_factory=dict)
-    charges: float = 0.0
+    charges: Decimal = _ZERO
     trade_ids: list[str] = msgspec.field(default_factory=list)
     order_ids: list[str] = msgspec.field(default_factory=list)
     rejected_signal_ids: list[str] = msgspec.field(default_factory=list)
@@ -81,7 +89,7 @@ class PortfolioBook(msgspec.Struct, kw_only=True):
 
     strategy: str
     positions: list[PositionState]
-    charges: float
+    charges: Decimal
     counts: tuple[int, int, int]
 
 class LedgerState(msgspec.Struct, kw_only=True):
@@ -90,7 +98,13 @@ class LedgerState(msgspec.Struct, kw_only=True):
     portfolios: list[PortfolioState] = msgspec.field(default_factory=list)
 
 
-_ENCODER = msgspec.json.Encoder()
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+"""Decimals as JSON numbers: the state reads as before (and old states read as now)."""
+
+
+def _money(amount: Decimal) -> float:
+    """Exact rupees rounded half up to paise, as the views carry them."""
+    return money(float(amount.quantize(_PAISE, ROUND_HALF_UP)))
 
 
 def _check_price(symbol: str, price: float) -> None:
@@ -109,7 +123,7 @@ class Portfolio:
         self.strategy = strategy
         self._positions: dict[str, PositionState] = {}
         self._marks: dict[str, float] = {}
-        self._charges = 0.0
+        self._charges = _ZERO
         self._trade_ids: dict[str, int] = {}
         self._order_ids: dict[str, int] = {}
         self._rejected: dict[str, int] = {}
@@ -151,25 +165,12 @@ class Portfolio:
         pos = self._positions.get(fill.symbol)
         if pos is None:
             pos = self._positions[fill.symbol] = PositionState(symbol=fill.symbol)
-        signed = fill.quantity * fill.side.sign
-        q = pos.quantity
-        if q == 0 or (q > 0) == (signed > 0):
-            # Opening or increasing: weighted average.
-            new_q = q + signed
-            pos.avg_price = (pos.avg_price * abs(q) + fill.price * fill.quantity) / abs(new_q)
-            pos.quantity = new_q
-        else:
-            closed = min(abs(q), fill.quantity)
-            direction = 1 if q > 0 else -1
-            pos.realised_pnl += (fill.price - pos.avg_price) * closed * direction
-            new_q = q + signed
-            if new_q == 0:
-                pos.avg_price = 0.0
-            elif (new_q > 0) != (q > 0):
-                pos.avg_price = fill.price  # flipped through zero: the remainder is new
-            pos.quantity = new_q
+        step = average_cost(pos.quantity, pos.avg_price, fill.quantity * fill.side.sign,
+                            fill.price)
+        pos.quantity, pos.avg_price = step.quantity, step.avg_price
+        pos.realised_pnl += step.realised
         pos.last_fill_price = fill.price
-        fill_charges = fill.charges.total
+        fill_charges = to_decimal(fill.charges.total)
         pos.charges += fill_charges
         self._charges += fill_charges
         self._trade_ids[fill.trade_id] = ist_day(fill.exchange_ts)
@@ -262,27 +263,29 @@ class Portfolio:
         """Net quantity of every symbol with an open position."""
         return {s: p.quantity for s, p in sorted(self._positions.items()) if p.quantity}
 
-    def _unrealised(self, pos: PositionState) -> float:
+    def _unrealised(self, pos: PositionState) -> Decimal:
         if pos.quantity == 0:
-            return 0.0
-        last = self._marks.get(pos.symbol, pos.last_fill_price)
+            return _ZERO
+        last = to_decimal(self._marks.get(pos.symbol, pos.last_fill_price))
         return (last - pos.avg_price) * pos.quantity
 
     @property
     def realised_pnl(self) -> float:
-        return sum(p.realised_pnl for p in self._positions.values())
+        return float(sum((p.realised_pnl for p in self._positions.values()), _ZERO))
 
     @property
     def unrealised_pnl(self) -> float:
-        return sum(self._unrealised(p) for p in self._positions.values())
+        return float(sum((self._unrealised(p) for p in self._positions.values()), _ZERO))
 
     @property
     def charges(self) -> float:
-        return self._charges
+        return float(self._charges)
 
     @property
     def net_pnl(self) -> float:
-        return self.realised_pnl + self.unrealised_pnl - self._charges
+        realised = sum((p.realised_pnl for p in self._positions.values()), _ZERO)
+        unrealised = sum((self._unrealised(p) for p in self._positions.values()), _ZERO)
+        return float(realised + unrealised - self._charges)
 
     @property
     def gross_exposure(self) -> float:
@@ -312,16 +315,16 @@ class Portfolio:
             PositionSnapshot(
                 symbol=p.symbol,
                 quantity=p.quantity,
-                avg_price=round(p.avg_price, 4) + 0.0,
+                avg_price=float(p.avg_price.quantize(_AVG, ROUND_HALF_UP)) + 0.0,
                 last_price=self._marks.get(p.symbol, p.last_fill_price),
-                realised_pnl=money(p.realised_pnl),
-                unrealised_pnl=money(self._unrealised(p)),
+                realised_pnl=_money(p.realised_pnl),
+                unrealised_pnl=_money(self._unrealised(p)),
             )
             for _, p in sorted(self._positions.items())
         )
-        realised = money(self.realised_pnl)
-        unrealised = money(self.unrealised_pnl)
-        charges = money(self._charges)
+        realised = _money(sum((p.realised_pnl for p in self._positions.values()), _ZERO))
+        unrealised = _money(sum((self._unrealised(p) for p in self._positions.values()), _ZERO))
+        charges = _money(self._charges)
         return PortfolioSnapshot(
             name=self.strategy,
             positions=positions,
@@ -368,7 +371,7 @@ class Portfolio:
         return pf
 
     def to_json(self) -> bytes:
-        return msgspec.json.encode(self.state())
+        return _ENCODER.encode(self.state())
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Portfolio:
@@ -473,7 +476,7 @@ class Ledger:
         return gone
 
     def to_json(self) -> bytes:
-        return msgspec.json.encode(
+        return _ENCODER.encode(
             LedgerState(
                 marks=dict(sorted(self._marks.items())),
                 portfolios=[self._portfolios[n].state() for n in self.strategies()],

@@ -6,7 +6,8 @@
 strategies. It is a msgspec struct: :meth:`RiskState.to_json` / :meth:`RiskState.from_json`
 round-trip it exactly, so the worker can persist it and rebuild after a restart.
 
-Accounting (per strategy, average-cost method):
+Accounting (per strategy, average-cost method, the one rule of
+:func:`alphaspt.core.accounting.average_cost` that the portfolio ledger uses too):
 
 - A fill that adds to a position (or opens one) moves the average price; a fill against it
   realises ``closed_qty * (fill_price - avg_price) * sign(position)``; a fill that flips the
@@ -30,6 +31,7 @@ from typing import Any, Final
 
 import msgspec
 
+from alphaspt.core.accounting import average_cost, to_decimal
 from alphaspt.core.clock import ist_day as ist_day
 from alphaspt.core.events import Fill, RiskReason
 
@@ -288,29 +290,19 @@ class RiskState(msgspec.Struct, kw_only=True):
         """Apply an execution once. Returns False (and changes nothing) for a known trade id."""
         if fill.trade_id in self.trade_ids:
             return False
-        self.trade_ids[fill.trade_id] = self.day
         signed = fill.side.sign * fill.quantity
+        held = self.positions.get(fill.strategy, {}).get(fill.symbol, Position())
+        # Raises ValueError (nothing changed) for a zero quantity or a bad price.
+        step = average_cost(held.quantity, held.avg_price, signed, fill.price)
+        self.trade_ids[fill.trade_id] = self.day
         book = self.positions.setdefault(fill.strategy, {})
         pos = book.setdefault(fill.symbol, Position())
-        realised = 0.0
-        q = pos.quantity
-        if q == 0 or (q > 0) == (signed > 0):
-            new_q = q + signed
-            pos.avg_price = (abs(q) * pos.avg_price + abs(signed) * fill.price) / abs(new_q)
-            pos.quantity = new_q
-        else:
-            closed = min(abs(q), abs(signed))
-            realised = closed * (fill.price - pos.avg_price) * (1 if q > 0 else -1)
-            new_q = q + signed
-            if new_q == 0:
-                pos.avg_price = 0.0
-            elif (new_q > 0) != (q > 0):
-                pos.avg_price = fill.price
-            pos.quantity = new_q
+        pos.quantity, pos.avg_price = step.quantity, float(step.avg_price)
         if pos.quantity == 0:
             del book[fill.symbol]
-        self.realised[fill.strategy] = (
-            self.realised.get(fill.strategy, 0.0) + realised - fill.charges.total
+        self.realised[fill.strategy] = float(
+            to_decimal(self.realised.get(fill.strategy, 0.0)) + step.realised
+            - to_decimal(fill.charges.total)
         )
         self._release_fill(fill.client_order_id, signed)
         return True
