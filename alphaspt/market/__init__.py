@@ -12,6 +12,7 @@ from alphaspt.market.calendar import (
 )
 from alphaspt.market.instruments import Instrument, Instruments, load_instruments
 from alphaspt.market.money import decimal_of, to_paise
+from alphaspt.market.settings import calendar_from, instruments_from
 
 __all__ = [
     "CalendarOverrides",
@@ -19,7 +20,9 @@ __all__ = [
     "Instruments",
     "Session",
     "TradingCalendar",
+    "calendar_from",
     "decimal_of",
+    "instruments_from",
     "load_calendar",
     "load_instruments",
     "to_paise",
