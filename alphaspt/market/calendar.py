@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from alphaspt.core.clock import IST_OFFSET_SECONDS, NS_PER_SECOND, ist_day, ist_day_start
 from alphaspt.exceptions import InvalidConfiguration
@@ -81,6 +81,14 @@ class _Override(BaseModel):
 class OverrideSession(_Override):
     open: time = NSE_OPEN
     close: time = NSE_CLOSE
+
+    @field_validator("open", "close", mode="before")
+    @classmethod
+    def _quoted(cls, value: object) -> object:
+        # unquoted 13:45 is YAML's sexagesimal integer 825, not a time
+        if not isinstance(value, str | time):
+            raise ValueError(f"{value!r} is not a time; quote it as \"HH:MM\"")
+        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> OverrideSession:
