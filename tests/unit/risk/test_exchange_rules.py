@@ -356,3 +356,16 @@ def test_account_minute_cap_across_strategies() -> None:
     assert decide(e, signal(Side.BUY, 1, strategy="b", ref_price=1400.0), now=NOON + 1).approved
     d = decide(e, signal(Side.BUY, 1, strategy="c", ref_price=1400.0), now=NOON + 2)
     assert d.reason is RiskReason.ORDER_RATE_MINUTE and "2/min" in d.message
+
+
+def test_day_count_and_previous_close_survive_a_restore() -> None:
+    e = engine(instruments=False, RELIANCE=1400.0)
+    assert decide(e, signal(Side.BUY, 1, ref_price=1400.0)).approved
+    e.on_tick(tick("RELIANCE", 1410.0, ts=at(TUE, 9, 16)))
+    assert decide(e, signal(Side.BUY, 1, ref_price=1410.0), now=at(TUE, 9, 17)).approved
+    st = e.state
+    restored = type(st).from_items({k: v for k in st.state_keys()
+                                    if (v := st.export(k)) is not None})
+    assert restored.account_orders_today == 1 == st.account_orders_today
+    assert restored.day_open_prices == {"RELIANCE": 1400.0}
+    assert "close/RELIANCE" in st.state_keys()
