@@ -215,10 +215,9 @@ def load_calendar(code: str = DEFAULT_CALENDAR, *, start: date = date(2015, 1, 1
     except (xc.errors.InvalidCalendarName, ValueError) as exc:
         raise InvalidConfiguration(f"trading calendar {code!r}: {exc}") from exc
     schedule = factory.schedule
-    rows = []
-    for open_ts, close_ts in zip(schedule["open"], schedule["close"], strict=True):
-        open_ns = int(open_ts.value)
-        rows.append(Session(ist_day(open_ns), open_ns, int(close_ts.value)))
+    opens = schedule["open"].array.asi8.tolist()  # epoch ns, UTC
+    closes = schedule["close"].array.asi8.tolist()
+    rows = [Session(ist_day(o), o, c) for o, c in zip(opens, closes, strict=True)]
     first = day_number(factory.first_session.date())
     last = day_number(factory.last_session.date())
     calendar = TradingCalendar(rows, first_day=first, last_day=last,
