@@ -8,7 +8,11 @@ Matching rules
 - **Market** orders fill on that next tick at its price plus slippage, buys up and sells
   down, rounded *against* the trader onto the tick grid (ceil for buys, floor for sells).
 - **Limit** orders fill when the tick crosses them: a buy when ``price <= limit`` at
-  ``min(limit, price)``, a sell when ``price >= limit`` at ``max(limit, price)``.
+  ``min(limit, price)``, a sell when ``price >= limit`` at ``max(limit, price)``, the
+  price rounded onto the tick grid against the trader.
+- The tick grid is each instrument's (the instruments file's ``tick_size``: ₹0.01 for a
+  stock under ₹250, ₹0.05 above, the contract's for F&O); ``PaperConfig.tick_size`` for
+  symbols the file does not list.
 - An order fills completely in one execution; ``trade_id = stable_id("paper",
   client_order_id, seq)`` with ``seq`` counting the order's executions from 1.
 - Charges come from :class:`~alphaspt.portfolio.charges.ContractNotes`: per order
@@ -49,6 +53,7 @@ from alphaspt.core.events import (
     now_ns,
     stable_id,
 )
+from alphaspt.market import Instruments
 from alphaspt.portfolio.charges import (
     ZERODHA_NSE,
     ChargeCalculator,
@@ -110,9 +115,13 @@ class PaperBroker:
     """The paper :class:`~alphaspt.brokers.base.Broker`."""
 
     def __init__(
-        self, config: PaperConfig | None = None, *, clock: Callable[[], int] = now_ns
+        self, config: PaperConfig | None = None, *, clock: Callable[[], int] = now_ns,
+        instruments: Instruments | None = None,
     ) -> None:
+        """``instruments``: each symbol's tick (the instruments file); others use
+        ``config.tick_size``."""
         self.config = config or PaperConfig()
+        self._instruments = instruments
         self._clock = clock
         self._notes = ContractNotes(ChargeCalculator(self.config.charges))
         self._tick = to_decimal(self.config.tick_size)
@@ -202,24 +211,35 @@ class PaperBroker:
             limit = order.limit_price
             if limit is None or not math.isfinite(limit) or limit <= 0:
                 return f"limit order needs a positive limit price, got {limit!r}"
-            if to_decimal(limit) % self._tick != 0:
-                return f"limit price {limit} is not a multiple of the tick size {self._tick}"
+            tick = self._tick_of(order.symbol)
+            if to_decimal(limit) % tick != 0:
+                return f"limit price {limit} is not a multiple of the tick size {tick}"
         return ""
+
+    def _tick_of(self, symbol: str) -> Decimal:
+        if self._instruments is None:
+            return self._tick
+        return self._instruments.tick_size(symbol, self._tick)
 
     def _execution_price(self, order: Order, price: Decimal) -> Decimal | None:
         if order.order_type is OrderType.MARKET:
+            tick = self._tick_of(order.symbol)
             if order.side is Side.BUY:
                 raw = price * (1 + self._slip)
-                return (raw / self._tick).to_integral_value(ROUND_CEILING) * self._tick
+                return (raw / tick).to_integral_value(ROUND_CEILING) * tick
             raw = price * (1 - self._slip)
-            ticks = (raw / self._tick).to_integral_value(ROUND_FLOOR)
-            return max(ticks, Decimal(1)) * self._tick
+            ticks = (raw / tick).to_integral_value(ROUND_FLOOR)
+            return max(ticks, Decimal(1)) * tick
         if order.limit_price is None:  # refused at placement; never open
             return None
         limit = to_decimal(order.limit_price)
+        tick = self._tick_of(order.symbol)
+        # an off-grid print fills on the grid, against the trader (never beyond the limit)
         if order.side is Side.BUY:
-            return min(limit, price) if price <= limit else None
-        return max(limit, price) if price >= limit else None
+            on_grid = (price / tick).to_integral_value(ROUND_CEILING) * tick
+            return min(limit, on_grid) if price <= limit else None
+        on_grid = (price / tick).to_integral_value(ROUND_FLOOR) * tick
+        return max(limit, on_grid) if price >= limit else None
 
     def _execute(self, po: _PaperOrder, price: Decimal, tick: Tick) -> Fill:
         order = po.order
@@ -307,6 +327,7 @@ class PaperBroker:
         config: PaperConfig | None = None,
         *,
         clock: Callable[[], int] = now_ns,
+        instruments: Instruments | None = None,
     ) -> PaperBroker:
         """A broker with the book of :meth:`snapshot`; open orders keep waiting for ticks.
 
@@ -316,7 +337,7 @@ class PaperBroker:
         state = msgspec.json.decode(data, type=_PaperState)
         if state.v != STATE_VERSION:
             raise ValueError(f"unsupported paper broker state version {state.v}")
-        broker = cls(config, clock=clock)
+        broker = cls(config, clock=clock, instruments=instruments)
         for po in state.orders:
             cid = po.order.client_order_id
             if cid in broker._orders:

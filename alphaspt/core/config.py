@@ -11,10 +11,11 @@ Nested fields use ``__``: ``ALPHASPT_KAFKA__BOOTSTRAP_SERVERS=host:9092``,
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -110,6 +111,40 @@ class LocalConfig(BaseModel):
     kafka: Literal["tansu", "apache"] = "tansu"
 
 
+class MarketConfig(BaseModel):
+    """The exchange's rules the risk manager, the paper broker and the mock feed apply
+    (``docs/risk.md``): the trading calendar and the instruments file."""
+
+    model_config = _FROZEN
+
+    calendar: str | None = "XBOM"
+    """``exchange_calendars`` code of NSE/BSE's calendar; ``None`` (env: empty): no
+    MARKET_CLOSED rule (tests of the plumbing only)."""
+    calendar_overrides: Path | None = None
+    """YAML: special sessions (Muhurat) and holidays declared after the library's release."""
+    calendar_start: date = date(2015, 1, 1)
+    """First day of the calendar table (replays before it are refused as closed)."""
+    instruments_file: Path | None = None
+    """A Kite instruments CSV (``examples/instruments.csv``, or the live dump): tick and lot
+    sizes, segments, circuit bands. ``None``: no per-instrument rules."""
+
+    @field_validator("calendar", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value in ("", "none", "None") else value
+
+
+class AccountRiskConfig(BaseModel):
+    """Order caps of the whole broker account, shared by all its strategies (Kite's
+    limits by default: 10 orders/s, 400/min, 5,000/day)."""
+
+    model_config = _FROZEN
+
+    account_max_orders_per_second: int = Field(default=10, ge=1, le=10)
+    account_max_orders_per_minute: int | None = Field(default=400, ge=1)
+    account_max_orders_per_day: int | None = Field(default=5000, ge=1)
+
+
 class OperatorConfig(BaseModel):
     """The Kubernetes operator (``alphaspt operator``): what it renders and how often it looks.
 
@@ -168,6 +203,8 @@ class Settings(BaseSettings):
     metrics: MetricsConfig = MetricsConfig()
     local: LocalConfig = LocalConfig()
     operator: OperatorConfig = OperatorConfig()
+    market: MarketConfig = MarketConfig()
+    risk: AccountRiskConfig = AccountRiskConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -3,8 +3,14 @@
 Each symbol walks on its own random stream, seeded from ``(seed, symbol)``: adding or
 removing a symbol never changes another symbol's path, and the same config always gives
 the same prices, quantities and event ids. Prices follow a geometric random walk and are
-published on the NSE tick grid (₹0.05). ``exchange_ts`` and ``ingest_ts`` come from the
-injected clock, so tests are fully deterministic.
+published on each symbol's tick grid (``tick_sizes``, e.g. from the instruments file; else
+₹0.05). ``exchange_ts`` and ``ingest_ts`` come from the injected clock, so tests are fully
+deterministic.
+
+The mock market keeps its own exchange time: :class:`SessionClock` runs inside the NSE
+sessions of the trading calendar (from 09:15 IST of the most recent trading day, advancing
+with the wall clock, on to the next session's open at each close), so the risk manager,
+judging in event time, sees an open market at any hour and on weekends.
 
 Event ids are ``stable_id("mock", seed, symbol, seq)`` with ``seq`` counting that symbol's
 ticks from 1. A symbol that is removed and later added back resumes its walk and its
@@ -23,6 +29,7 @@ from typing import Final
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alphaspt.core.events import Tick, now_ns, stable_id
+from alphaspt.market import Session, TradingCalendar
 
 START_PRICES: Final[dict[str, float]] = {
     # Approximate 2024-25 NSE price levels (₹), rounded; only the order of magnitude matters.
@@ -71,6 +78,8 @@ class MockFeedConfig(BaseModel):
     drift: float = Field(default=0.0, ge=-0.01, le=0.01)
     """Mean log return per tick."""
     tick_size: float = Field(default=0.05, gt=0)
+    tick_sizes: dict[str, float] = Field(default_factory=dict)
+    """Per-symbol ticks (the instruments file's); others use ``tick_size``."""
     mean_quantity: int = Field(default=50, ge=1)
     """Mean last-traded quantity (exponentially distributed, at least 1)."""
     max_quantity: int = Field(default=5000, ge=1)
@@ -127,6 +136,7 @@ class MockFeed:
         self._clock = clock
         self._sleep = sleep
         self._tick = Decimal(repr(self.config.tick_size))
+        self._ticks = {k: Decimal(repr(v)) for k, v in self.config.tick_sizes.items()}
         self._symbols: tuple[str, ...] = self.config.symbols
         self._walks: dict[str, _Walk] = {}
         self._cursor = 0
@@ -153,9 +163,9 @@ class MockFeed:
             )
         return walk
 
-    def _on_grid(self, price: float) -> float:
-        steps = (Decimal(repr(price)) / self._tick).to_integral_value(ROUND_HALF_UP)
-        return float(max(steps, Decimal(1)) * self._tick)
+    def _on_grid(self, price: float, tick: Decimal) -> float:
+        steps = (Decimal(repr(price)) / tick).to_integral_value(ROUND_HALF_UP)
+        return float(max(steps, Decimal(1)) * tick)
 
     def next_tick(self, symbol: str) -> Tick:
         """The next tick of ``symbol`` (need not be in the symbol set)."""
@@ -164,11 +174,12 @@ class MockFeed:
         walk.seq += 1
         if walk.seq > 1:  # the first tick prints the start price
             walk.log_price += cfg.drift + cfg.volatility * walk.rng.gauss(0.0, 1.0)
-        price = self._on_grid(math.exp(walk.log_price))
+        grid = self._ticks.get(symbol, self._tick)
+        price = self._on_grid(math.exp(walk.log_price), grid)
         quantity = min(cfg.max_quantity, 1 + int(walk.rng.expovariate(1.0 / cfg.mean_quantity)))
         walk.volume += quantity
         ts = self._clock()
-        tick = float(self._tick)
+        tick = float(grid)
         return Tick(
             event_id=stable_id("mock", cfg.seed, symbol, walk.seq),
             exchange_ts=ts,
@@ -204,3 +215,44 @@ class MockFeed:
                 self._sleep(self.config.interval_s)
             else:  # nothing to publish until set_symbols: wait without spinning
                 self._sleep(max(self.config.interval_s, 0.1))
+
+
+class SessionClock:
+    """Simulated exchange time inside trading sessions (epoch ns), for the mock market.
+
+    Starts at ``start_ns`` (default: the open of the most recent session at the wall
+    clock's time) and advances with the wall clock; time past a session's close continues
+    at the next session's open, so it never leaves a session and never goes backwards.
+    Beyond the calendar's last session it stays just before that session's close.
+    """
+
+    def __init__(self, calendar: TradingCalendar, *, wall: Callable[[], int] = now_ns,
+                 start_ns: int | None = None) -> None:
+        self._calendar = calendar
+        self._wall = wall
+        self._wall0 = wall()
+        at = self._wall0 if start_ns is None else start_ns
+        session = calendar.latest_session(at)
+        if session is None:
+            session = calendar.next_session(-1)
+        if session is None:
+            raise ValueError("the trading calendar has no session")
+        self._session: Session = session
+        self._offset = 0 if start_ns is None else max(0, min(
+            start_ns - session.open_ns, session.close_ns - session.open_ns))
+
+    @property
+    def session(self) -> Session:
+        return self._session
+
+    def __call__(self) -> int:
+        elapsed = self._offset + (self._wall() - self._wall0)
+        s = self._session
+        while elapsed >= s.close_ns - s.open_ns:
+            nxt = self._calendar.next_session(s.day)
+            if nxt is None:
+                return s.close_ns - 1
+            elapsed -= s.close_ns - s.open_ns
+            self._offset -= s.close_ns - s.open_ns
+            s = self._session = nxt
+        return s.open_ns + elapsed

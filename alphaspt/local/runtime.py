@@ -30,7 +30,7 @@ import redis
 import yaml
 from pydantic import SecretStr
 
-from alphaspt.core.config import Settings
+from alphaspt.core.config import MarketConfig, Settings
 from alphaspt.core.db import ConfigRepository, create_engine, migrate
 from alphaspt.core.events import Command, Control, Topics, now_ns, stable_id
 from alphaspt.core.specs import Manifest
@@ -303,6 +303,18 @@ class LocalRuntime:
 
     # -- workers -------------------------------------------------------------------------
 
+    def _market(self) -> MarketConfig:
+        """``Settings.market`` with absolute paths; an ``instruments.csv`` next to the
+        manifests is the instruments file unless one is configured."""
+        market = self.settings.market
+        found = self.options.manifests / "instruments.csv"
+        instruments = market.instruments_file or (found if found.is_file() else None)
+        overrides = market.calendar_overrides
+        return market.model_copy(update={
+            "instruments_file": instruments.resolve() if instruments else None,
+            "calendar_overrides": overrides.resolve() if overrides else None,
+        })
+
     def _child_env(self, extra: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALPHASPT_")}
         env.update({
@@ -314,8 +326,13 @@ class LocalRuntime:
             "ALPHASPT_API__PORT": str(self.settings.api.port),
             "ALPHASPT_NAMESPACE": self.settings.namespace,
             "ALPHASPT_LOG_LEVEL": self.settings.log_level,
-            # A replay decides on its events' own time, so restarts cannot change it.
-            "ALPHASPT_CLOCK": "event" if self.options.feed == "replay" else self.settings.clock,
+            # A replay decides on its events' own time, so restarts cannot change it; the
+            # mock market runs on its own simulated session clock (feeds/mock.py).
+            "ALPHASPT_CLOCK": "event" if self.options.feed in ("replay", "mock")
+                              else self.settings.clock,
+            # The exchange's rules and the account's caps, as JSON (paths made absolute).
+            "ALPHASPT_MARKET": self._market().model_dump_json(),
+            "ALPHASPT_RISK": self.settings.risk.model_dump_json(),
             "ALPHASPT_SETTINGS_FILE": os.environ.get("ALPHASPT_SETTINGS_FILE",
                                                      "config/settings.toml"),
             "PYTHONUNBUFFERED": "1",

@@ -73,6 +73,7 @@ class _Meta(msgspec.Struct, kw_only=True):
     kill_switch_profiles: list[str]
     paused: list[str]
     account_order_times: list[int]
+    account_orders_today: int = 0
 
 
 class _Book(msgspec.Struct, kw_only=True):
@@ -106,6 +107,11 @@ class RiskState(msgspec.Struct, kw_only=True):
     strategy_order_times: dict[str, list[int]] = msgspec.field(default_factory=dict)
     """strategy -> approval timestamps (ns) of the last minute, ascending."""
     account_order_times: list[int] = msgspec.field(default_factory=list)
+    account_orders_today: int = 0
+    """The account's approvals of the current IST day (the daily order cap)."""
+    day_open_prices: dict[str, float] = msgspec.field(default_factory=dict)
+    """symbol -> last price when the IST day began (the previous close, as far as this
+    state saw it): the circuit limit's reference. Bounded by the symbols traded."""
     trade_ids: dict[str, int] = msgspec.field(default_factory=dict)
     """trade id -> IST day it was applied (pruned after a retention period)."""
     decisions: dict[str, CachedDecision] = msgspec.field(default_factory=dict)
@@ -137,6 +143,7 @@ class RiskState(msgspec.Struct, kw_only=True):
     # meta               day, kill switches, paused, the account's approval times
     # book/<strategy>    positions, realised P&L and start-of-day equity of one strategy
     # px/<symbol>        last traded price
+    # close/<symbol>     last price at the start of the IST day (the circuit reference)
     # pend/<coid>        one pending order
     # rate/<strategy>    the strategy's approval times of the last minute
     # trade/<id>         a trade id applied (its IST day; pruned after the retention)
@@ -146,6 +153,7 @@ class RiskState(msgspec.Struct, kw_only=True):
         out = {"meta"}
         out.update(f"book/{s}" for s in self.strategies() | set(self.day_start_equity))
         out.update(f"px/{s}" for s in self.last_prices)
+        out.update(f"close/{s}" for s in self.day_open_prices)
         out.update(f"pend/{c}" for c in self.pending)
         out.update(f"rate/{s}" for s in self.strategy_order_times)
         out.update(f"trade/{t}" for t in self.trade_ids)
@@ -159,7 +167,8 @@ class RiskState(msgspec.Struct, kw_only=True):
         if kind == "meta":
             return enc(_Meta(day=self.day, kill_switch_global=self.kill_switch_global,
                              kill_switch_profiles=self.kill_switch_profiles,
-                             paused=self.paused, account_order_times=self.account_order_times))
+                             paused=self.paused, account_order_times=self.account_order_times,
+                             account_orders_today=self.account_orders_today))
         if kind == "book":
             if name not in self.positions and name not in self.realised \
                     and name not in self.day_start_equity:
@@ -168,8 +177,8 @@ class RiskState(msgspec.Struct, kw_only=True):
                              realised=self.realised.get(name),
                              day_start_equity=self.day_start_equity.get(name)))
         tables: dict[str, dict[str, Any]] = {
-            "px": self.last_prices, "pend": self.pending, "rate": self.strategy_order_times,
-            "trade": self.trade_ids, "dec": self.decisions,
+            "px": self.last_prices, "close": self.day_open_prices, "pend": self.pending,
+            "rate": self.strategy_order_times, "trade": self.trade_ids, "dec": self.decisions,
         }
         value = tables.get(kind, {}).get(name)
         return None if value is None else enc(value)
@@ -189,6 +198,7 @@ class RiskState(msgspec.Struct, kw_only=True):
                     st.kill_switch_profiles = list(meta.kill_switch_profiles)
                     st.paused = list(meta.paused)
                     st.account_order_times = list(meta.account_order_times)
+                    st.account_orders_today = meta.account_orders_today
                 elif kind == "book":
                     book = msgspec.json.decode(data, type=_Book)
                     if book.positions:
@@ -199,6 +209,8 @@ class RiskState(msgspec.Struct, kw_only=True):
                         st.day_start_equity[name] = book.day_start_equity
                 elif kind == "px":
                     st.last_prices[name] = msgspec.json.decode(data, type=float)
+                elif kind == "close":
+                    st.day_open_prices[name] = msgspec.json.decode(data, type=float)
                 elif kind == "pend":
                     st.pending[name] = msgspec.json.decode(data, type=PendingOrder)
                 elif kind == "rate":
@@ -276,7 +288,9 @@ class RiskState(msgspec.Struct, kw_only=True):
         if day <= self.day:
             return False
         self.day_start_equity = {s: self.equity(s) for s in self.strategies()}
+        self.day_open_prices = dict(self.last_prices)
         self.day = day
+        self.account_orders_today = 0
         # NSE day orders expire at the close: nothing approved on an earlier day can fill.
         self.pending.clear()
         oldest = day - trade_id_retention_days
@@ -327,6 +341,7 @@ class RiskState(msgspec.Struct, kw_only=True):
     def record_order(self, strategy: str, now_ns: int) -> None:
         bisect.insort(self.strategy_order_times.setdefault(strategy, []), now_ns)
         bisect.insort(self.account_order_times, now_ns)
+        self.account_orders_today += 1
 
     def prune_order_times(self, now_ns: int) -> None:
         """Drop approval timestamps older than a minute."""

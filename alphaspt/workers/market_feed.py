@@ -14,8 +14,9 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 
@@ -27,6 +28,9 @@ from alphaspt.core.health import Health
 from alphaspt.core.streaming import EventProducer
 from alphaspt.core.streaming.reader import read_tail
 from alphaspt.feeds import MockFeed, MockFeedConfig, ReplayFeed, ReplayFormatError
+from alphaspt.feeds.mock import SessionClock
+from alphaspt.market import calendar_from, instruments_from
+from alphaspt.market.calendar import ist_datetime
 from alphaspt.workers.common import ConfigSource
 
 log = logging.getLogger(__name__)
@@ -110,8 +114,12 @@ class MarketFeed:
 
     def _mock(self) -> Iterator[Tick | None]:
         seed = self.config.seed if self.config.seed is not None else time.time_ns() % 2**31
+        instruments = instruments_from(self.settings.market)
+        ticks = {s: float(instruments.tick_size(s, Decimal("0.05")))
+                 for s in self.instruments} if instruments is not None else {}
         feed = MockFeed(MockFeedConfig(symbols=tuple(sorted(self.instruments)), seed=seed,
-                                       volatility=self.config.volatility))
+                                       volatility=self.config.volatility, tick_sizes=ticks),
+                        clock=self._mock_clock())
         while self._running:
             if self._poll_control():
                 feed.set_symbols(sorted(self.instruments))
@@ -119,6 +127,20 @@ class MarketFeed:
             self.producer.flush()
             time.sleep(self.config.interval_s)
             yield None
+
+    def _mock_clock(self) -> Callable[[], int]:
+        """The mock market's exchange time: a session clock on the trading calendar, going
+        on after the newest tick already in ``market.ticks`` (a restarted feed never goes
+        back in time); the wall clock when no calendar is configured."""
+        calendar = calendar_from(self.settings.market)
+        if calendar is None:
+            return time.time_ns
+        newest, _ = self._already_sent()
+        start = max(newest.values()) + 1_000_000 if newest else None
+        clock = SessionClock(calendar, start_ns=start)
+        log.info("mock market on a simulated session clock from %s IST (%s)",
+                 ist_datetime(clock()).strftime("%Y-%m-%d %H:%M:%S"), calendar.source)
+        return clock
 
     def _replay(self) -> Iterator[Tick | None]:
         if self.config.replay_path is None:

@@ -8,7 +8,9 @@ KILL_SWITCH on ``control.commands`` is applied as it is consumed: it takes effec
 next signal.
 
 Rule time is the run's clock (``Settings.clock``): the signal's exchange timestamp for
-replays (``event``), the wall clock for live trading (``wall``).
+replays and the mock market (``event``; the mock runs on a simulated session clock), the
+wall clock for live trading (``wall``). The exchange's rules come from ``Settings.market``
+(trading calendar, instruments file) and the account's order caps from ``Settings.risk``.
 
 De-duplication: a redelivered signal gets its remembered decision (``dec/<id>``), a
 redelivered fill is known by its trade id (``trade/<id>``).
@@ -39,6 +41,7 @@ from alphaspt.core.events import (
     now_ns,
 )
 from alphaspt.core.streaming import Output, ProcessorConfig
+from alphaspt.market import calendar_from, instruments_from
 from alphaspt.risk import RiskEngine, RiskEngineConfig, RiskState
 from alphaspt.workers.common import ConfigSource, ConfiguredStage
 
@@ -60,12 +63,20 @@ class RiskManager(ConfiguredStage):
         }, source)
         self.clock = clock
         self.event_time = settings.clock == "event"
-        self.engine_config = engine_config or RiskEngineConfig(decision_cache_size=2000)
+        caps = settings.risk
+        self.engine_config = engine_config or RiskEngineConfig(
+            decision_cache_size=2000,
+            account_max_orders_per_second=caps.account_max_orders_per_second,
+            account_max_orders_per_minute=caps.account_max_orders_per_minute,
+            account_max_orders_per_day=caps.account_max_orders_per_day)
+        self.calendar = calendar_from(settings.market)
+        self.instruments = instruments_from(settings.market)
         self.engine = self._engine(RiskState())
 
     def _engine(self, state: RiskState) -> RiskEngine:
         return RiskEngine(state, config=self.engine_config, clock=self.clock,
-                          client_order_id=client_order_id)
+                          client_order_id=client_order_id, calendar=self.calendar,
+                          instruments=self.instruments)
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
         state = self.engine.state
@@ -122,6 +133,10 @@ class RiskManager(ConfiguredStage):
             else:
                 now = signal.exchange_ts if self.event_time else self.clock()
                 if self.event_time:
+                    # The day rolls before this price lands, so the previous close
+                    # (the circuit limit's reference) is the previous day's last price.
+                    self.engine.state.roll_day(
+                        now, trade_id_retention_days=self.engine_config.trade_id_retention_days)
                     # In a replay the signal's price *is* the market at its time: the last
                     # price consumed here depends on how fast the ticks topic was read.
                     self.engine.state.update_price(signal.symbol, signal.ref_price)

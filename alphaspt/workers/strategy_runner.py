@@ -30,6 +30,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgspec
+
 from alphaspt.core.config import Settings
 from alphaspt.core.events import (
     Codec,
@@ -125,7 +127,9 @@ class StrategyRunner(ConfiguredStage):
             self.strategy.observe(event)
             self.observed += 1
             return []
-        signals = self.strategy.on_features(event)
+        product = self.record.spec.product  # the spec's product, whatever the code says
+        signals = [s if s.product is product else msgspec.structs.replace(s, product=product)
+                   for s in self.strategy.on_features(event)]
         self.signals += len(signals)
         outputs = [Output(Topics.SIGNALS_GENERATED, self.name, s) for s in signals]
         for s in signals:

@@ -56,6 +56,7 @@ from alphaspt.core.events import (
 from alphaspt.core.specs import Mode
 from alphaspt.core.streaming import Output, ProcessorConfig
 from alphaspt.exceptions import InfrastructureUnavailable
+from alphaspt.market import instruments_from
 from alphaspt.workers.common import ConfigSource, ConfiguredStage
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,8 @@ class TradingEngine(ConfiguredStage):
             Topics.TICKS: Codec(Tick),
         }, source)
         self.paper_config = paper or PaperConfig()
-        self.broker = PaperBroker(self.paper_config)
+        self.instruments = instruments_from(settings.market)  # each symbol's tick
+        self.broker = PaperBroker(self.paper_config, instruments=self.instruments)
         self.cache_size = cache_size
         self.tick_log = tick_log or TickLog(settings.kafka)
         self.recent: dict[str, deque[Tick]] = {}
@@ -344,7 +346,7 @@ class TradingEngine(ConfiguredStage):
                 self.day = int(value)
 
     def drop_task(self, task: int) -> None:
-        self.broker = PaperBroker(self.paper_config)
+        self.broker = PaperBroker(self.paper_config, instruments=self.instruments)
         self.recent.clear()
         self.index.clear()
         self._seen.clear()

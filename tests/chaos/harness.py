@@ -53,16 +53,19 @@ PROFILE: dict[str, Any] = {
 }
 
 
-def write_replay(path: Path, ticks: int, seed: int = 7, spacing_ms: float = 20.0) -> None:
+def write_replay(path: Path, ticks: int, seed: int = 7, spacing_ms: float = 20.0,
+                 start: datetime | None = None, append: bool = False) -> None:
     """A seeded random walk of the example symbols on the ₹0.05 grid, ``spacing_ms``
-    apart from 09:15 IST on Tuesday 7 January 2025."""
+    apart from ``start`` (09:15 IST on Tuesday 7 January 2025); ``append`` adds the rows
+    to an existing file (another session of the same replay)."""
     rng = random.Random(seed)
     prices = {"RELIANCE": 1400.0, "TCS": 4100.0, "INFY": 1550.0, "SBIN": 800.0,
               "HDFCBANK": 1700.0}
     volume = dict.fromkeys(SYMBOLS, 0)
-    start = datetime(2025, 1, 7, 9, 15, tzinfo=IST)
-    with path.open("w") as out:
-        out.write("timestamp,symbol,price,quantity,volume\n")
+    start = start or datetime(2025, 1, 7, 9, 15, tzinfo=IST)
+    with path.open("a" if append else "w") as out:
+        if not append:
+            out.write("timestamp,symbol,price,quantity,volume\n")
         for i in range(ticks):
             symbol = SYMBOLS[i % len(SYMBOLS)]
             drift = rng.gauss(0, 0.0004) * prices[symbol]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from pydantic import SecretStr
 
-from alphaspt.core.config import KafkaConfig, PostgresConfig, Settings
+from alphaspt.core.config import KafkaConfig, MarketConfig, PostgresConfig, Settings
 from alphaspt.core.db import ConfigRepository, create_engine, migrate
 from alphaspt.core.specs import RiskProfileSpec, TradingStrategySpec
 from alphaspt.core.streaming import StreamProcessor, TopicSpec, admin_client, ensure_topics
@@ -21,8 +21,10 @@ from alphaspt.operator.planning import shared_topics
 def settings(kafka: KafkaConfig, postgres_url: str) -> Settings:
     ensure_topics(admin_client(kafka),
                   [TopicSpec(t.name, 1, dict(t.config)) for t in shared_topics(1)])
+    # Wall-clock tests of the stages' plumbing run at any hour: no trading calendar.
     return Settings(namespace=f"w{uuid.uuid4().hex[:8]}", kafka=kafka,
-                    postgres=PostgresConfig(url=SecretStr(postgres_url)))
+                    postgres=PostgresConfig(url=SecretStr(postgres_url)),
+                    market=MarketConfig(calendar=None))
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from alphaspt.brokers.base import Broker, BrokerOrderStatus
 from alphaspt.brokers.paper import PaperBroker, PaperConfig
 from alphaspt.core.events import Fill, Order, OrderRejected, OrderType, Side, Tick, stable_id
+from alphaspt.market import Instruments, load_instruments
 from alphaspt.portfolio.charges import ChargeCalculator
 from alphaspt.portfolio.ledger import Portfolio
 
@@ -246,3 +248,45 @@ def test_round_trip_through_broker_and_portfolio(
     # Hand computation in tests/unit/portfolio/test_portfolio_charges.py (intraday
     # round trip): buy 30.34 + sell 52.38 (IPFT included, STT rounded to the rupee)
     assert (s.realised_pnl, s.charges, s.net_pnl, s.fills) == (1000.0, 82.72, 917.28, 2)
+
+
+# -- the instrument's tick ----------------------------------------------------------------------
+
+def _instruments() -> Instruments:
+    return load_instruments(Path(__file__).resolve().parents[3] / "examples" / "instruments.csv")
+
+
+def test_a_one_paisa_limit_on_a_stock_under_250_is_valid(
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    order = make_order(BUY, 10, symbol="TATASTEEL", order_type=LIMIT, limit_price=180.01)
+    assert PaperBroker(clock=clock).place(order).rejection is not None  # the ₹0.05 default
+    broker = PaperBroker(clock=clock, instruments=_instruments())
+    assert broker.place(order).rejection is None
+    fill = only_fill(broker.on_tick(make_tick(180.0, 101, symbol="TATASTEEL")))
+    assert fill.price == 180.0
+    # RELIANCE keeps its ₹0.05 tick
+    bad = make_order(BUY, 1, signal_id="r", order_type=LIMIT, limit_price=1400.01)
+    assert broker.place(bad).rejection is not None
+
+
+@pytest.mark.parametrize(("side", "expected"), [(BUY, 180.04), (SELL, 179.96)])
+def test_market_fills_round_against_the_trader_on_the_instruments_tick(
+    side: Side, expected: float,
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory,
+) -> None:
+    # 180 x (1 ± 0.0002) = 180.036 / 179.964 -> 180.04 / 179.96 on the ₹0.01 grid
+    broker = PaperBroker(clock=clock, instruments=_instruments())
+    broker.place(make_order(side, 1, symbol="TATASTEEL"))
+    assert only_fill(broker.on_tick(make_tick(180.0, 101, symbol="TATASTEEL"))).price == expected
+
+
+def test_an_off_grid_print_fills_a_limit_on_the_grid(
+    clock: Clock, make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker(clock=clock, instruments=_instruments())
+    broker.place(make_order(BUY, 1, signal_id="b", order_type=LIMIT, limit_price=1000.0))
+    broker.place(make_order(SELL, 1, signal_id="s", order_type=LIMIT, limit_price=990.0))
+    fills = broker.on_tick(make_tick(999.97, 101))
+    prices = sorted(f.price for f in fills if isinstance(f, Fill))
+    assert prices == [999.95, 1000.0]  # sell floors to 999.95, buy ceils to 1000.00

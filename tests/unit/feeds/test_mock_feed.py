@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from datetime import date, time
 from decimal import Decimal
 from itertools import islice, pairwise
 from typing import Any
@@ -12,7 +13,15 @@ import pytest
 from pydantic import ValidationError
 
 from alphaspt.core.events import stable_id
-from alphaspt.feeds.mock import START_PRICES, MockFeed, MockFeedConfig, default_start_price
+from alphaspt.feeds.mock import (
+    START_PRICES,
+    MockFeed,
+    MockFeedConfig,
+    SessionClock,
+    default_start_price,
+)
+from alphaspt.market import TradingCalendar
+from alphaspt.market.calendar import ist_ns
 
 
 def counting_clock() -> Any:
@@ -109,3 +118,31 @@ def test_config_validation() -> None:
         feed().ticks(-1)
     with pytest.raises(ValueError, match="invalid symbol"):
         feed().set_symbols(["OK", ""])
+
+
+# -- the simulated exchange clock ---------------------------------------------------------------
+
+def test_session_clock_runs_inside_sessions_from_the_latest_open() -> None:
+    session = (time(9, 15), time(15, 30))
+    cal = TradingCalendar.from_table({date(2026, 1, 23): session, date(2026, 1, 27): session})
+    wall = [ist_ns(date(2026, 1, 25), time(3))]  # a Sunday night
+    clock = SessionClock(cal, wall=lambda: wall[0])
+    assert clock() == ist_ns(date(2026, 1, 23), time(9, 15))  # Friday's open
+    assert cal.check(clock()) is None
+    wall[0] += 6 * 3600 * 10**9  # six hours later: 15:15 on Friday
+    assert clock() == ist_ns(date(2026, 1, 23), time(15, 15))
+    wall[0] += 20 * 60 * 10**9  # 15 minutes past the close: Tuesday 09:20 (26th a holiday)
+    assert clock() == ist_ns(date(2026, 1, 27), time(9, 20))
+    wall[0] += 7 * 3600 * 10**9  # beyond the last session: just before its close
+    assert clock() == ist_ns(date(2026, 1, 27), time(15, 30)) - 1
+    # a restarted feed goes on after the newest tick it already sent
+    resumed = SessionClock(cal, wall=lambda: 0, start_ns=ist_ns(date(2026, 1, 23), time(12)))
+    assert resumed() == ist_ns(date(2026, 1, 23), time(12))
+
+
+def test_per_symbol_tick_grid() -> None:
+    feed = MockFeed(MockFeedConfig(symbols=("TATASTEEL",), volatility=0.01,
+                                   tick_sizes={"TATASTEEL": 0.01}), clock=lambda: 1)
+    prices = [t.price for t in feed.ticks(200)]
+    assert all(abs(round(p * 100) - p * 100) < 1e-6 for p in prices)
+    assert any(abs(round(p * 20) - p * 20) > 1e-6 for p in prices)  # not only 0.05 steps

@@ -126,12 +126,27 @@ def test_spec_kill_switch_cannot_be_released_by_a_command() -> None:
     )
 
 
-def test_kill_switch_blocks_even_risk_reducing_orders_and_wins_over_pause() -> None:
+def test_kill_switch_refuses_risk_increasing_orders_and_wins_over_pause() -> None:
     engine = engine_with_prices(RELIANCE=100.0)
     engine.on_fill(fill(Side.BUY, 100, 100.0))
     engine.pause("momentum-demo")
     engine.set_kill_switch(None, True)
-    assert decide(engine, signal(Side.SELL, 10)).reason is RiskReason.KILL_SWITCH
+    assert decide(engine, signal(Side.BUY, 10)).reason is RiskReason.KILL_SWITCH
+    assert decide(engine, signal(Side.SELL, 101)).reason is RiskReason.KILL_SWITCH  # flips
+    # a risk-reducing order passes the kill switch (and then meets the pause)
+    assert decide(engine, signal(Side.SELL, 10)).reason is RiskReason.PAUSED
+
+
+def test_kill_switch_allows_risk_reducing_orders() -> None:
+    engine = engine_with_prices(RELIANCE=100.0)
+    engine.on_fill(fill(Side.BUY, 100, 100.0))
+    engine.set_kill_switch("default", True)
+    assert decide(engine, signal(Side.SELL, 60)).approved
+    # 60 of the 100 are pending to sell: 40 more reduce, 41 would flip
+    assert decide(engine, signal(Side.SELL, 41)).reason is RiskReason.KILL_SWITCH
+    assert decide(engine, signal(Side.SELL, 40)).approved
+    assert decide(engine, signal(Side.BUY, 1), limits(killSwitch=True)).reason \
+        is RiskReason.KILL_SWITCH
 
 
 def test_pause_and_resume_one_strategy_or_all() -> None:
@@ -189,7 +204,7 @@ def test_allowed_instruments() -> None:
 )
 def test_ist_trading_window_edges(now: int, approved: bool) -> None:
     engine = engine_with_prices(RELIANCE=100.0)
-    d = decide(engine, signal(), now=now)
+    d = decide(engine, signal(), limits(misCutoff="15:30"), now=now)
     assert d.approved is approved
     if not approved:
         assert d.reason is RiskReason.OUTSIDE_TRADING_WINDOW

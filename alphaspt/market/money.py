@@ -1,0 +1,44 @@
+"""Exact money for limit comparisons: floats as the decimals they print as, and paise.
+
+A float such as ``-999.9999999999999`` (the sum of float P&L that should be -1000.00) is
+rounded to the paisa (half-even) before it is compared, so a limit that trips "at -1000"
+trips. Rupee amounts are compared as integer paise; prices against ticks as ``Decimal``.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Final
+
+_PAISA: Final = Decimal("0.01")
+
+
+def decimal_of(value: float | int | Decimal) -> Decimal:
+    """``value`` as the decimal it prints as (``2500.05`` → ``Decimal('2500.05')``).
+
+    Raises ``ValueError`` for NaN or an infinity."""
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    else:
+        if not math.isfinite(value):
+            raise ValueError(f"not a finite amount: {value!r}")
+        result = Decimal(repr(value))
+    if not result.is_finite():
+        raise ValueError(f"not a finite amount: {value!r}")
+    return result
+
+
+def to_paise(rupees: float | int | Decimal) -> int:
+    """Rupees → integer paise, rounded half-even at the paisa (``-999.9999999999999`` →
+    ``-100000``)."""
+    return int(decimal_of(rupees).quantize(_PAISA, rounding=ROUND_HALF_EVEN) * 100)
+
+
+def rupees(paise: int) -> str:
+    """Integer paise as a rupee string with two decimals, for messages."""
+    sign = "-" if paise < 0 else ""
+    whole, frac = divmod(abs(paise), 100)
+    return f"{sign}{whole}.{frac:02d}"
