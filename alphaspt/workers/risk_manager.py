@@ -79,7 +79,8 @@ class RiskManager(ConfiguredStage):
         """RiskProfile → the last IST day its MIS positions were squared off at the cut-off
         (changelog ``cut/<profile>``; one key per profile)."""
         self.last_tick_ts = 0
-        """The latest tick time consumed (memory only): a FLATTEN's time in a replay."""
+        """The latest tick time consumed (changelog ``cut/@ticks``): how far the market
+        is, for signals that arrive after their day's cut-off and a FLATTEN in a replay."""
 
     def _engine(self, state: RiskState) -> RiskEngine:
         return RiskEngine(state, config=self.engine_config, clock=self.clock,
@@ -97,7 +98,9 @@ class RiskManager(ConfiguredStage):
         if isinstance(event, Tick):
             self.engine.on_tick(event)
             self.touch(f"px/{event.symbol}")
-            self.last_tick_ts = max(self.last_tick_ts, event.exchange_ts)
+            if event.exchange_ts > self.last_tick_ts:
+                self.last_tick_ts = event.exchange_ts
+                self.touch("cut/@ticks")
             outputs += self._cutoff(event)
         elif isinstance(event, Fill):
             if self.engine.on_fill(event):
@@ -121,8 +124,10 @@ class RiskManager(ConfiguredStage):
                 self.touch(f"pend/{coid}")
         elif isinstance(event, Signal):
             oldest = next(iter(state.decisions), None)
-            outputs.append(self._decide(event))
+            decided = self._decide(event)
+            outputs.append(decided)
             self._touch_decision(event, oldest)
+            outputs += self._behind_cutoff(event, decided)
         if state.day != day:  # the IST day rolled: pending, trade ids, day-start equity
             for key in self.live_keys() | state.state_keys():
                 self.touch(key)
@@ -167,6 +172,29 @@ class RiskManager(ConfiguredStage):
                 f"square-off: MIS cut-off {spec.mis_cutoff:%H:%M} IST of RiskProfile {name}")
         return outputs
 
+    def _behind_cutoff(self, signal: Signal, decided: Output) -> list[Output]:
+        """A signal of an IST day whose cut-off the ticks have passed already, approved
+        (stamped before the cut-off, it reached us late: ticks run ahead of signals): its
+        pair is squared off right behind it, at the cut-off instant, so it is flat as if
+        the signal had come in time. Keyed by the signal, so a redelivery adds nothing."""
+        assert isinstance(decided.event, RiskDecision)
+        record = self.pipeline.strategies.get(signal.strategy)
+        if not decided.event.approved or is_square_off(signal.event_id) or record is None \
+                or record.spec.product is not Product.MIS:
+            return []
+        profile = self.pipeline.profiles.get(record.spec.risk_profile_ref)
+        if profile is None:
+            return []
+        day = ist_day(signal.exchange_ts)
+        at = cutoff_ns(day, profile.spec.mis_cutoff)
+        if self.last_tick_ts < at:
+            return []
+        return self._square_off(
+            [signal.strategy], SquareOffReason.MIS_CUTOFF, f"{day}:{signal.event_id}", at,
+            f"square-off: MIS cut-off {profile.spec.mis_cutoff:%H:%M} IST of RiskProfile "
+            f"{record.spec.risk_profile_ref} (signal {signal.event_id} came after it)",
+            symbol=signal.symbol)
+
     def _carried(self, day: int) -> list[Output]:
         """An MIS position still open when the IST day rolled over (no tick came after the
         cut-off) is never carried: it is closed at the first event of the new day."""
@@ -202,10 +230,12 @@ class RiskManager(ConfiguredStage):
                                 f"square-off: FLATTEN {kind}/{target}{who}")
 
     def _square_off(self, strategies: list[str], reason: SquareOffReason, key: object,
-                    ts: int, message: str) -> list[Output]:
+                    ts: int, message: str, symbol: str | None = None) -> list[Output]:
         state = self.engine.state
         outputs: list[Output] = []
         for close in closes(state, strategies):
+            if symbol is not None and close.symbol != symbol:
+                continue
             record = self.pipeline.strategies.get(close.strategy)
             mark = state.last_prices.get(close.symbol)
             if mark is None:
@@ -229,21 +259,22 @@ class RiskManager(ConfiguredStage):
         return outputs
 
     def _after_cutoff(self, signal: Signal, profile: str) -> RiskDecision | None:
-        """Once a profile's MIS positions are squared off for the day, a risk-increasing
-        MIS order of a bound strategy is refused whatever its timestamp (a signal decided
-        just before the cut-off that arrives after the square-off must not reopen one)."""
-        state = self.engine.state
-        if signal.product is not Product.MIS or \
-                self.cutoff_done.get(profile, 0) != state.day or \
-                ist_day(signal.exchange_ts) != state.day:
+        """A risk-increasing MIS signal stamped at or after its profile's cut-off is
+        refused (by the signal's own time, so the decision does not depend on when it
+        arrives). The risk-rules table's ``PRODUCT_CUTOFF`` rule does the same; this one
+        also keeps the square-off consistent without it."""
+        spec = self.pipeline.profiles[profile].spec
+        if signal.product is not Product.MIS or is_square_off(signal.event_id) or \
+                signal.exchange_ts < cutoff_ns(ist_day(signal.exchange_ts), spec.mis_cutoff):
             return None
+        state = self.engine.state
         current = state.position(signal.strategy, signal.symbol) + \
             state.pending_quantity(signal.strategy, signal.symbol)
         if is_reducing(current, signal.side.sign * signal.quantity):
             return None
         return self.engine.reject(
             signal, RiskReason.PRODUCT_CUTOFF,
-            f"MIS positions of RiskProfile {profile} were squared off at its cut-off today; "
+            f"MIS cut-off {spec.mis_cutoff:%H:%M} IST of RiskProfile {profile} has passed; "
             "only risk-reducing MIS orders are accepted until the next IST day", profile)
 
     def _decide(self, signal: Signal) -> Output:
@@ -286,6 +317,8 @@ class RiskManager(ConfiguredStage):
         return ()
 
     def state_value(self, task: int, key: str) -> bytes | None:
+        if key == "cut/@ticks":
+            return str(self.last_tick_ts).encode()
         if key.startswith("cut/"):
             day = self.cutoff_done.get(key.removeprefix("cut/"))
             return None if day is None else str(day).encode()
@@ -293,10 +326,10 @@ class RiskManager(ConfiguredStage):
 
     def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
         own = {k: v for k, v in items.items() if k.startswith("cut/")}
+        self.last_tick_ts = int(own.pop("cut/@ticks", b"0"))
         self.cutoff_done = {k.removeprefix("cut/"): int(v) for k, v in own.items()}
         self.engine = self._engine(RiskState.from_items(
-            {k: v for k, v in items.items() if k not in own}))
-        self.last_tick_ts = 0
+            {k: v for k, v in items.items() if not k.startswith("cut/")}))
 
     def drop_task(self, task: int) -> None:
         self.engine = self._engine(RiskState())

@@ -356,6 +356,8 @@ class TradingEngine(ConfiguredStage):
                 continue
             if symbol is not None and order.symbol != symbol:
                 continue
+            if symbol is None and is_square_off(order.signal_id):
+                continue  # a closing order: the kill switch and FLATTEN let it work
             reason = CANCELLED_PREFIX + why
             cancelled = self.broker.cancel(order.client_order_id, reason)
             if cancelled is None:
