@@ -157,8 +157,9 @@ def test_a_replay_across_the_cutoff_leaves_no_mis_position_and_no_order_twice(
     squares = [o for o in placed.values() if is_square_off(o.signal_id)]
     assert any(reasons[o.signal_id] == "square-off:MIS_CUTOFF" and o.strategy == mom
                for o in squares), "mom's positions squared off at 15:20"
-    assert all(o.exchange_ts == cutoff for o in squares
-               if reasons[o.signal_id] == "square-off:MIS_CUTOFF")
+    late_cutoff = cutoff_ns(monday, datetime.strptime("15:59", "%H:%M").time())
+    assert all(o.exchange_ts == (cutoff if o.strategy == mom else late_cutoff)
+               for o in squares if reasons[o.signal_id] == "square-off:MIS_CUTOFF")
     # 2. After the cut-off nothing but square-offs was placed for mom on Monday.
     late = [o for o in placed.values() if o.strategy == mom and not is_square_off(o.signal_id)
             and ist_day(o.exchange_ts) == monday and o.exchange_ts >= cutoff]
