@@ -197,3 +197,34 @@ def test_flatten_is_idempotent_and_a_second_one_once_flat_does_nothing() -> None
     f.send(Topics.CONTROL, Control(event_id="f2", exchange_ts=T0 + 5 * NS,
                                    command=Command.FLATTEN, target_kind="*", target="*"))
     assert f.log[before:] == []
+
+
+class RunnerSource(Source):
+    def strategy(self, name: str) -> StrategyRecord:
+        return self.config.strategies[name]
+
+
+def test_the_runner_book_follows_square_offs_and_cancellations() -> None:
+    from alphaspt.workers.strategy_runner import StrategyRunner
+
+    settings = Settings(clock="event")
+    runner = StrategyRunner(settings, stage_config(settings, "strategy-a"),
+                            RunnerSource(), "a")  # type: ignore[arg-type]
+    runner.strategy.set_target("SBIN", 10)
+    runner.strategy.set_target("INFY", 5)
+    sq = square_off_id(SquareOffReason.FLATTEN, "f1", "a", "SBIN")
+    runner.process(Topics.ORDERS_SUBMITTED, Order(
+        event_id="AP1", exchange_ts=T0, client_order_id="AP1", signal_id=sq, strategy="a",
+        symbol="SBIN", side=Side.SELL, quantity=10, order_type=OrderType.MARKET))
+    runner.process(Topics.ORDERS_REJECTED, OrderRejected(
+        event_id="c1", exchange_ts=T0, client_order_id="AP2", signal_id="old", strategy="a",
+        symbol="INFY", reason="cancelled: kill switch", side=Side.BUY, quantity=5))
+    # A broker's refusal of a signal not in flight, and another strategy's: no change.
+    runner.process(Topics.ORDERS_REJECTED, OrderRejected(
+        event_id="r1", exchange_ts=T0, client_order_id="AP3", signal_id="x", strategy="a",
+        symbol="INFY", reason="limit price off the tick"))
+    runner.process(Topics.ORDERS_REJECTED, OrderRejected(
+        event_id="c2", exchange_ts=T0, client_order_id="AP4", signal_id="y", strategy="b",
+        symbol="INFY", reason="cancelled: kill switch", side=Side.SELL, quantity=3))
+    assert runner.strategy.targets == {}
+    assert sq not in runner.early, "a square-off is no outcome of a signal of the runner's"
