@@ -228,3 +228,28 @@ def test_the_runner_book_follows_square_offs_and_cancellations() -> None:
         symbol="INFY", reason="cancelled: kill switch", side=Side.SELL, quantity=3))
     assert runner.strategy.targets == {}
     assert sq not in runner.early, "a square-off is no outcome of a signal of the runner's"
+
+
+def test_kill_switch_in_the_profile_spec_cancels_working_orders_on_config_changed() -> None:
+    f = Flow()
+    f.tick("SBIN", 100.0, T0)
+    resting = f.signal("a", "SBIN", Side.BUY, 5, T0 + NS, limit=98.0)
+    other = f.signal("b", "SBIN", Side.SELL, 4, T0 + NS, limit=103.0)
+    f.tick("SBIN", 100.0, T0 + 2 * NS)
+    assert f.of(Topics.ORDERS_REJECTED, OrderRejected) == []
+    source = f.engine.source
+    assert isinstance(source, Source)
+    record = source.config.profiles["p"]
+    killed = RiskProfileRecord(record.namespace, record.name,
+                               record.spec.model_copy(update={"kill_switch": True}), 2, "h2",
+                               False)
+    source.config = PipelineConfig(strategies=source.config.strategies, profiles={"p": killed})
+    changed = Control(event_id="cc", exchange_ts=T0 + 3 * NS, command=Command.CONFIG_CHANGED)
+    f.send(Topics.CONTROL, changed)
+    f.send(Topics.CONTROL, changed)  # again: nothing more
+    cancelled = f.of(Topics.ORDERS_REJECTED, OrderRejected)
+    assert sorted((c.signal_id, c.reason, c.quantity) for c in cancelled) == [
+        (resting, "cancelled: kill switch", 5), (other, "cancelled: kill switch", 4)]
+    assert f.risk.engine.state.pending == {}, "the cancelled quantities are released"
+    f.tick("SBIN", 90.0, T0 + 4 * NS)
+    assert f.of(Topics.ORDERS_FILLED, Fill) == [], "a cancelled order never fills"
