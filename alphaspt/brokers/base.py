@@ -144,6 +144,11 @@ class Broker(Protocol):
         """Today's orders that carry one of our client ids, oldest first."""
         ...
 
+    def cancel(self, client_order_id: str, reason: str) -> BrokerOrder | None:
+        """Cancel a working (open, unfilled or partly filled) order. Returns the cancelled
+        entry, or ``None`` if there is no such open order (a repeated cancel is a no-op)."""
+        ...
+
     def on_tick(self, tick: Tick) -> list[Fill | OrderRejected]:
         """Advance with market data; return the executions and rejections now known.
 

@@ -133,6 +133,15 @@ class PaperBroker:
     # ---- Broker -------------------------------------------------------------------
 
     def place(self, order: Order) -> OrderAck:
+        return self._enter(order, self._invalid(order))
+
+    def refuse(self, order: Order, reason: str) -> OrderAck:
+        """Record ``order`` as refused without placing it (the trading engine's own refusal,
+        e.g. a square-off with nothing left to close), idempotently like :meth:`place`."""
+        return self._enter(order, reason)
+
+    def _enter(self, order: Order, reason: str) -> OrderAck:
+        """Book ``order``: open, or refused for ``reason`` (idempotent on its client id)."""
         existing = self._orders.get(order.client_order_id)
         if existing is not None:
             return OrderAck(order=existing.view(), duplicate=True, rejection=existing.rejection)
@@ -141,7 +150,6 @@ class PaperBroker:
             broker_order_id="P" + stable_id("paper-order", order.client_order_id)[:15],
             status=BrokerOrderStatus.OPEN,
         )
-        reason = self._invalid(order)
         if reason:
             po.status = BrokerOrderStatus.REJECTED
             po.reason = reason
@@ -169,6 +177,22 @@ class PaperBroker:
 
     def open_orders(self) -> list[BrokerOrder]:
         return [po.view() for po in self._orders.values() if po.status is BrokerOrderStatus.OPEN]
+
+    def cancel(self, client_order_id: str, reason: str) -> BrokerOrder | None:
+        """Cancel a working order: its unfilled quantity will never fill. Returns the
+        cancelled entry, or ``None`` when the order is unknown or no longer open (so a
+        repeated cancel does nothing)."""
+        po = self._orders.get(client_order_id)
+        if po is None or po.status is not BrokerOrderStatus.OPEN:
+            return None
+        po.status = BrokerOrderStatus.CANCELLED
+        po.reason = reason
+        ids = self._open.get(po.order.symbol, [])
+        if client_order_id in ids:
+            ids.remove(client_order_id)
+        if not ids:
+            self._open.pop(po.order.symbol, None)
+        return po.view()
 
     def on_tick(self, tick: Tick, *, only: str | None = None) -> list[Fill | OrderRejected]:
         """Fill the open orders of ``tick.symbol`` that this tick executes, oldest first

@@ -267,11 +267,21 @@ class Fill(Event, frozen=True, kw_only=True):
 
 
 class OrderRejected(Event, frozen=True, kw_only=True):
+    """An order refused by the broker, or a working order cancelled (``reason`` starts with
+    ``cancelled: ``; ``side`` and ``quantity`` then give the unfilled quantity released)."""
+
     client_order_id: str
     signal_id: str
     strategy: str
     symbol: str
     reason: str
+    side: Side | None = None
+    quantity: int = 0
+    """For a cancellation: the unfilled quantity cancelled (0 for a refusal)."""
+
+
+CANCELLED_PREFIX: Final = "cancelled: "
+"""``OrderRejected.reason`` of a cancelled working order (kill switch, flatten, square-off)."""
 
 
 class Command(StrEnum):

@@ -26,14 +26,18 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 
 from alphaspt.brokers.base import client_order_id
+from alphaspt.core.clock import ist_day, ist_day_start
 from alphaspt.core.config import Settings
 from alphaspt.core.events import (
     Codec,
+    Command,
     Control,
     Event,
     Fill,
     Order,
     OrderRejected,
+    Product,
+    RiskDecision,
     RiskReason,
     Signal,
     Tick,
@@ -43,6 +47,14 @@ from alphaspt.core.events import (
 from alphaspt.core.streaming import Output, ProcessorConfig
 from alphaspt.market import calendar_from, instruments_from
 from alphaspt.risk import RiskEngine, RiskEngineConfig, RiskState
+from alphaspt.risk.squareoff import (
+    SquareOffReason,
+    closes,
+    cutoff_ns,
+    is_square_off,
+    register,
+    square_off_signal,
+)
 from alphaspt.workers.common import ConfigSource, ConfiguredStage
 
 log = logging.getLogger(__name__)
@@ -72,6 +84,12 @@ class RiskManager(ConfiguredStage):
         self.calendar = calendar_from(settings.market)
         self.instruments = instruments_from(settings.market)
         self.engine = self._engine(RiskState())
+        self.cutoff_done: dict[str, int] = {}
+        """RiskProfile → the last IST day its MIS positions were squared off at the cut-off
+        (changelog ``cut/<profile>``; one key per profile)."""
+        self.last_tick_ts = 0
+        """The latest tick time consumed (changelog ``cut/@ticks``): how far the market
+        is, for signals that arrive after their day's cut-off and a FLATTEN in a replay."""
 
     def _engine(self, state: RiskState) -> RiskEngine:
         return RiskEngine(state, config=self.engine_config, clock=self.clock,
@@ -82,9 +100,18 @@ class RiskManager(ConfiguredStage):
         state = self.engine.state
         day = state.day
         outputs: list[Output] = []
+        if isinstance(event, Tick | Fill | Signal) and ist_day(event.exchange_ts) > day:
+            state.roll_day(event.exchange_ts,
+                           trade_id_retention_days=self.engine_config.trade_id_retention_days)
+            if day:
+                outputs += self._carried(state.day)
         if isinstance(event, Tick):
             self.engine.on_tick(event)
             self.touch(f"px/{event.symbol}")
+            if event.exchange_ts > self.last_tick_ts:
+                self.last_tick_ts = event.exchange_ts
+                self.touch("cut/@ticks")
+            outputs += self._cutoff(event)
         elif isinstance(event, Fill):
             if self.engine.on_fill(event):
                 self.touch(f"trade/{event.trade_id}")
@@ -93,6 +120,11 @@ class RiskManager(ConfiguredStage):
         elif isinstance(event, Order):
             before = set(state.pending)
             self.engine.on_order_submitted(event)
+            pending = state.pending.get(event.client_order_id)
+            if pending is not None and is_square_off(event.signal_id):
+                # The engine closed its exact position: that, not our estimate, is pending.
+                pending.remaining = event.side.sign * event.quantity
+                self.touch(f"pend/{event.client_order_id}")
             for coid in before.symmetric_difference(state.pending):
                 self.touch(f"pend/{coid}")
         elif isinstance(event, OrderRejected):
@@ -102,18 +134,138 @@ class RiskManager(ConfiguredStage):
                 self.touch(f"pend/{coid}")
         elif isinstance(event, Signal):
             oldest = next(iter(state.decisions), None)
-            outputs.append(self._decide(event))
-            self.touch(f"dec/{event.event_id}")
-            self.touch(f"pend/{client_order_id(event.event_id)}")
-            self.touch(f"rate/{event.strategy}")
-            self.touch("meta")
-            if oldest is not None and oldest not in state.decisions:
-                self.touch(f"dec/{oldest}")
-            for strategy in [s for s in state.strategy_order_times if s != event.strategy]:
-                self.touch(f"rate/{strategy}")  # pruned to the last minute
+            decided = self._decide(event)
+            outputs.append(decided)
+            self._touch_decision(event, oldest)
+            outputs += self._behind_cutoff(event, decided)
         if state.day != day:  # the IST day rolled: pending, trade ids, day-start equity
             for key in self.live_keys() | state.state_keys():
                 self.touch(key)
+        return outputs
+
+    def _touch_decision(self, signal: Signal, evicted: str | None) -> None:
+        state = self.engine.state
+        self.touch(f"dec/{signal.event_id}")
+        self.touch(f"pend/{client_order_id(signal.event_id)}")
+        self.touch(f"rate/{signal.strategy}")
+        self.touch("meta")
+        if evicted is not None and evicted not in state.decisions:
+            self.touch(f"dec/{evicted}")
+        for strategy in [s for s in state.strategy_order_times if s != signal.strategy]:
+            self.touch(f"rate/{strategy}")  # pruned to the last minute
+
+    # -- square-off (alphaspt.risk.squareoff) ----------------------------------------------
+
+    def _mis_strategies(self, profile: str | None = None) -> list[str]:
+        return sorted(name for name, rec in self.pipeline.strategies.items()
+                      if rec.spec.product is Product.MIS
+                      and (profile is None or rec.spec.risk_profile_ref == profile))
+
+    def _cutoff(self, tick: Tick) -> list[Output]:
+        """The first tick at or after a profile's ``misCutoff`` on its IST day squares off
+        the MIS positions of the strategies bound to it (once per profile and day)."""
+        day = ist_day(tick.exchange_ts)
+        if day != self.engine.state.day:
+            return []  # a late tick of an earlier day
+        outputs: list[Output] = []
+        for name in sorted(self.pipeline.profiles):
+            if self.cutoff_done.get(name, 0) >= day:
+                continue
+            spec = self.pipeline.profiles[name].spec
+            at = cutoff_ns(day, spec.mis_cutoff)
+            if tick.exchange_ts < at:
+                continue
+            self.cutoff_done[name] = day
+            self.touch(f"cut/{name}")
+            outputs += self._square_off(
+                self._mis_strategies(name), SquareOffReason.MIS_CUTOFF, day, at,
+                f"square-off: MIS cut-off {spec.mis_cutoff:%H:%M} IST of RiskProfile {name}")
+        return outputs
+
+    def _behind_cutoff(self, signal: Signal, decided: Output) -> list[Output]:
+        """A signal of an IST day whose cut-off the ticks have passed already, approved
+        (stamped before the cut-off, it reached us late: ticks run ahead of signals): its
+        pair is squared off right behind it, at the cut-off instant, so it is flat as if
+        the signal had come in time. Keyed by the signal, so a redelivery adds nothing."""
+        assert isinstance(decided.event, RiskDecision)
+        record = self.pipeline.strategies.get(signal.strategy)
+        if not decided.event.approved or is_square_off(signal.event_id) or record is None \
+                or record.spec.product is not Product.MIS:
+            return []
+        profile = self.pipeline.profiles.get(record.spec.risk_profile_ref)
+        if profile is None:
+            return []
+        day = ist_day(signal.exchange_ts)
+        at = cutoff_ns(day, profile.spec.mis_cutoff)
+        if self.last_tick_ts < at:
+            return []
+        return self._square_off(
+            [signal.strategy], SquareOffReason.MIS_CUTOFF, f"{day}:{signal.event_id}", at,
+            f"square-off: MIS cut-off {profile.spec.mis_cutoff:%H:%M} IST of RiskProfile "
+            f"{record.spec.risk_profile_ref} (signal {signal.event_id} came after it)",
+            symbol=signal.symbol)
+
+    def _carried(self, day: int) -> list[Output]:
+        """An MIS position still open when the IST day rolled over (no tick came after the
+        cut-off) is never carried: it is closed at the first event of the new day."""
+        outputs = self._square_off(self._mis_strategies(), SquareOffReason.MIS_CARRIED, day,
+                                   ist_day_start(day),
+                                   "square-off: MIS position carried over the IST day")
+        for out in outputs:
+            assert isinstance(out.event, RiskDecision)
+            s = out.event.signal
+            log.warning("MIS position of %s in %s was still open at the IST day roll-over; "
+                        "squaring it off now (%s %d)", s.strategy, s.symbol, s.side, s.quantity)
+        return outputs
+
+    def _flatten(self, control: Control) -> list[Output]:
+        """``FLATTEN``: square off every position (any product) of the targets."""
+        state = self.engine.state
+        kind, target = control.target_kind, control.target
+        if kind == "TradingStrategy" and target != "*":
+            strategies = [target]
+        elif kind == "RiskProfile" and target != "*":
+            strategies = sorted(n for n, r in self.pipeline.strategies.items()
+                                if r.spec.risk_profile_ref == target)
+        elif kind in ("*", "TradingStrategy", "RiskProfile"):
+            strategies = sorted(state.strategies() | set(self.pipeline.strategies)
+                                | {p.strategy for p in state.pending.values()})
+        else:
+            log.warning("FLATTEN of unknown target kind %r ignored", kind)
+            return []
+        # In a replay (event clock) the market is at the last tick consumed, not at now.
+        ts = self.last_tick_ts if self.event_time and self.last_tick_ts else control.exchange_ts
+        who = f" by {control.issued_by}" if control.issued_by else ""
+        return self._square_off(strategies, SquareOffReason.FLATTEN, control.event_id, ts,
+                                f"square-off: FLATTEN {kind}/{target}{who}")
+
+    def _square_off(self, strategies: list[str], reason: SquareOffReason, key: object,
+                    ts: int, message: str, symbol: str | None = None) -> list[Output]:
+        state = self.engine.state
+        outputs: list[Output] = []
+        for close in closes(state, strategies):
+            if symbol is not None and close.symbol != symbol:
+                continue
+            record = self.pipeline.strategies.get(close.strategy)
+            mark = state.last_prices.get(close.symbol)
+            if mark is None:
+                pos = state.positions.get(close.strategy, {}).get(close.symbol)
+                mark = pos.avg_price if pos is not None and pos.avg_price > 0 else 0.0
+            signal = square_off_signal(close, reason, key, ts, mark,
+                                       record.spec.product if record else Product.MIS)
+            if signal.event_id in state.decisions:
+                continue  # a redelivered trigger: this square-off was emitted already
+            profile = record.spec.risk_profile_ref if record else None
+            oldest = next(iter(state.decisions), None)
+            cached, _ = register(state, signal, client_order_id(signal.event_id), profile,
+                                 message, self.engine_config.decision_cache_size)
+            self._touch_decision(signal, oldest)
+            log.warning("%s: %s %s %s x%d", message, close.strategy, signal.side,
+                        close.symbol, signal.quantity)
+            outputs.append(Output(Topics.SIGNALS_VALIDATED, close.strategy, RiskDecision(
+                event_id=signal.event_id, exchange_ts=ts, ingest_ts=self.clock(),
+                signal=signal, approved=True, reason=cached.reason, message=message,
+                risk_profile=profile)))
         return outputs
 
     def _decide(self, signal: Signal) -> Output:
@@ -149,6 +301,8 @@ class RiskManager(ConfiguredStage):
         return Output(topic, signal.strategy, decision)
 
     def on_control(self, control: Control) -> Iterable[Output]:
+        if control.command is Command.FLATTEN:
+            return self._flatten(control)
         if self.engine.apply_control(control):
             self.touch("meta")
             log.warning("control applied: %s %s/%s value=%s", control.command,
@@ -156,10 +310,21 @@ class RiskManager(ConfiguredStage):
         return ()
 
     def state_value(self, task: int, key: str) -> bytes | None:
+        if key == "cut/@ticks":
+            return str(self.last_tick_ts).encode()
+        if key.startswith("cut/"):
+            day = self.cutoff_done.get(key.removeprefix("cut/"))
+            return None if day is None else str(day).encode()
         return self.engine.state.export(key)
 
     def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
-        self.engine = self._engine(RiskState.from_items(dict(items)))
+        own = {k: v for k, v in items.items() if k.startswith("cut/")}
+        self.last_tick_ts = int(own.pop("cut/@ticks", b"0"))
+        self.cutoff_done = {k.removeprefix("cut/"): int(v) for k, v in own.items()}
+        self.engine = self._engine(RiskState.from_items(
+            {k: v for k, v in items.items() if not k.startswith("cut/")}))
 
     def drop_task(self, task: int) -> None:
         self.engine = self._engine(RiskState())
+        self.cutoff_done = {}
+        self.last_tick_ts = 0

@@ -34,6 +34,7 @@ import msgspec
 
 from alphaspt.core.config import Settings
 from alphaspt.core.events import (
+    CANCELLED_PREFIX,
     Codec,
     Command,
     Control,
@@ -47,6 +48,7 @@ from alphaspt.core.events import (
 )
 from alphaspt.core.specs import DesiredState
 from alphaspt.core.streaming import Output, ProcessorConfig
+from alphaspt.risk.squareoff import is_square_off
 from alphaspt.strategies import Strategy, load_strategy
 from alphaspt.workers.common import ConfigSource, ConfiguredStage
 
@@ -95,6 +97,9 @@ class StrategyRunner(ConfiguredStage):
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
         if isinstance(event, RiskDecision):
             return self._outcome(event.signal.event_id, event.signal.strategy, refused=True)
+        if isinstance(event, OrderRejected | Order) and event.strategy == self.name and \
+                event.signal_id not in self.sent and self._book_change(event):
+            return ()
         if isinstance(event, OrderRejected):
             return self._outcome(event.signal_id, event.strategy, refused=True)
         if isinstance(event, Order):
@@ -141,6 +146,29 @@ class StrategyRunner(ConfiguredStage):
                 self.touch(f"early/{s.event_id}")
                 outputs += self._outcome(s.event_id, self.name, refused=early)
         return outputs
+
+    def _book_change(self, event: OrderRejected | Order) -> bool:
+        """Orders the pipeline changed on its own: a square-off (the position moves by it)
+        or a working order cancelled after it was placed (its unfilled quantity will not
+        come). The target book follows, so the strategy does not trade on a position it no
+        longer has. True if ``event`` was one of these."""
+        if isinstance(event, Order):
+            if not is_square_off(event.signal_id):
+                return False
+            signed = event.side.sign * event.quantity
+        elif is_square_off(event.signal_id):
+            if not event.reason.startswith(CANCELLED_PREFIX) or event.side is None:
+                return True  # a square-off with nothing to close: no change
+            signed = -event.side.sign * event.quantity
+        elif event.reason.startswith(CANCELLED_PREFIX) and event.side is not None:
+            signed = -event.side.sign * event.quantity
+        else:
+            return False
+        self.strategy.set_target(event.symbol, self.strategy.targets.get(event.symbol, 0) + signed)
+        self.touch("strategy")
+        log.info("%s: %s moves the target of %s by %+d", self.name,
+                 "square-off" if isinstance(event, Order) else event.reason, event.symbol, signed)
+        return True
 
     def _outcome(self, signal_id: str, strategy: str, *, refused: bool) -> list[Output]:
         """A signal of ours was placed or refused. Refused: the target book must not

@@ -41,13 +41,18 @@ from alphaspt.brokers.paper import PaperBroker, PaperConfig
 from alphaspt.core.clock import ist_day, ist_day_start
 from alphaspt.core.config import KafkaConfig, Settings
 from alphaspt.core.events import (
+    CANCELLED_PREFIX,
     Codec,
+    Command,
+    Control,
     DecodeError,
     Event,
     Fill,
     Order,
     OrderRejected,
+    OrderType,
     RiskDecision,
+    Side,
     Tick,
     Topics,
     now_ns,
@@ -57,6 +62,7 @@ from alphaspt.core.specs import Mode
 from alphaspt.core.streaming import Output, ProcessorConfig
 from alphaspt.exceptions import InfrastructureUnavailable
 from alphaspt.market import instruments_from
+from alphaspt.risk.squareoff import is_square_off
 from alphaspt.workers.common import ConfigSource, ConfiguredStage
 
 log = logging.getLogger(__name__)
@@ -193,6 +199,9 @@ class TradingEngine(ConfiguredStage):
         reading the ticks topic back (8,192 entries per symbol at most)."""
         self._seen: dict[str, int] = {}
         self.last: dict[str, LastTick] = {}
+        self.positions: dict[str, dict[str, int]] = {}
+        """Strategy → symbol → net filled quantity of this engine's own fills (changelog
+        ``pos/<strategy>``; flat symbols dropped): what a square-off closes, exactly."""
         self.day = 0
         self.lookups = 0
         self.align_ns = int(align_s * 1e9)
@@ -270,6 +279,8 @@ class TradingEngine(ConfiguredStage):
         coid = client_order_id(signal.event_id)
         record = self.pipeline.strategies.get(signal.strategy)
         mode = record.spec.mode if record is not None else Mode.PAPER
+        if is_square_off(signal.event_id) and mode is not Mode.LIVE:
+            return self._square_off(decision, coid, mode)
         if mode is Mode.LIVE:
             rejected = OrderRejected(
                 event_id=stable_id("live-unavailable", coid), exchange_ts=signal.exchange_ts,
@@ -291,13 +302,108 @@ class TradingEngine(ConfiguredStage):
         self.touch(f"order/{coid}")
         if ack.rejection is not None:
             return [Output(Topics.ORDERS_REJECTED, signal.strategy, ack.rejection)]
-        outputs = [Output(Topics.ORDERS_SUBMITTED, signal.strategy, order)]
+        return [Output(Topics.ORDERS_SUBMITTED, signal.strategy, order),
+                *self._fill_at_once(order)]
+
+    def _fill_at_once(self, order: Order) -> list[Output]:
+        """Fill a just-placed order on the ticks after its time already consumed."""
+        outputs: list[Output] = []
         for tick in self._ticks_after(order.symbol, order.exchange_ts):
-            results = self.broker.on_tick(tick, only=coid)
+            results = self.broker.on_tick(tick, only=order.client_order_id)
             outputs += [self._result(r) for r in results]
             if results:
                 break
         return outputs
+
+    # -- cancellations and square-offs -------------------------------------------------
+
+    def on_control(self, control: Control) -> Iterable[Output]:
+        """Kill switch on: cancel the working orders of the strategies it covers (the risk
+        manager refuses what increases risk from now on). FLATTEN: cancel the targets'
+        working orders at once (the risk manager sends the closing orders)."""
+        if control.command is Command.KILL_SWITCH and control.value and \
+                control.target_kind in ("RiskProfile", "*"):
+            return self._cancel_working(self._bound(control.target), "kill switch")
+        if control.command is Command.CONFIG_CHANGED:
+            outputs: list[Output] = []
+            for name in sorted(self.pipeline.profiles):
+                if self.pipeline.profiles[name].spec.kill_switch:
+                    outputs += self._cancel_working(self._bound(name), "kill switch")
+            return outputs
+        if control.command is Command.FLATTEN:
+            if control.target_kind == "TradingStrategy" and control.target != "*":
+                targets: set[str] | None = {control.target}
+            elif control.target_kind == "RiskProfile":
+                targets = self._bound(control.target)
+            else:
+                targets = None
+            return self._cancel_working(targets, "flatten")
+        return ()
+
+    def _bound(self, profile: str) -> set[str] | None:
+        """The strategies bound to ``profile`` (``None``: every strategy, for ``*``)."""
+        if profile == "*":
+            return None
+        return {n for n, r in self.pipeline.strategies.items()
+                if r.spec.risk_profile_ref == profile}
+
+    def _cancel_working(self, strategies: set[str] | None, why: str,
+                        symbol: str | None = None) -> list[Output]:
+        """Cancel the open orders of ``strategies`` (``None``: all), of one ``symbol`` if
+        given; one ``orders.rejected`` event (reason ``cancelled: <why>``) per order."""
+        outputs: list[Output] = []
+        for entry in self.broker.open_orders():
+            order = entry.order
+            if strategies is not None and order.strategy not in strategies:
+                continue
+            if symbol is not None and order.symbol != symbol:
+                continue
+            if symbol is None and is_square_off(order.signal_id):
+                continue  # a closing order: the kill switch and FLATTEN let it work
+            reason = CANCELLED_PREFIX + why
+            cancelled = self.broker.cancel(order.client_order_id, reason)
+            if cancelled is None:
+                continue
+            self.touch(f"order/{order.client_order_id}")
+            log.warning("cancelled %s %s %s x%d (%s)", order.strategy, order.side,
+                        order.symbol, cancelled.order.quantity - cancelled.filled_quantity, why)
+            outputs.append(Output(Topics.ORDERS_REJECTED, order.strategy, OrderRejected(
+                event_id=stable_id("cancel", order.client_order_id),
+                exchange_ts=order.exchange_ts, client_order_id=order.client_order_id,
+                signal_id=order.signal_id, strategy=order.strategy, symbol=order.symbol,
+                reason=reason, side=order.side,
+                quantity=cancelled.order.quantity - cancelled.filled_quantity)))
+        return outputs
+
+    def _square_off(self, decision: RiskDecision, coid: str, mode: Mode) -> list[Output]:
+        """A square-off from the risk manager: cancel the pair's working orders, then close
+        this engine's exact position with a MARKET order (the decision's quantity is the
+        risk manager's estimate). Nothing left to close: the square-off is refused, so the
+        risk manager releases what it holds pending for it."""
+        signal = decision.signal
+        if self.broker.lookup(coid) is not None:
+            log.info("square-off %s already handled as %s", signal.event_id, coid)
+            return []
+        kind = signal.reason.removeprefix("square-off:") or "square-off"
+        outputs = self._cancel_working({signal.strategy}, f"square-off {kind}", signal.symbol)
+        held = self.positions.get(signal.strategy, {}).get(signal.symbol, 0)
+        order = Order(
+            event_id=coid, exchange_ts=signal.exchange_ts, ingest_ts=now_ns(),
+            client_order_id=coid, signal_id=signal.event_id, strategy=signal.strategy,
+            symbol=signal.symbol, side=Side.SELL if held > 0 else Side.BUY,
+            quantity=abs(held) or signal.quantity, order_type=OrderType.MARKET,
+            mode=mode.value, product=signal.product,
+        )
+        self.touch(f"order/{coid}")
+        if held == 0:
+            ack = self.broker.refuse(order, f"square-off {kind}: no position left to close")
+            assert ack.rejection is not None
+            return [*outputs, Output(Topics.ORDERS_REJECTED, signal.strategy, ack.rejection)]
+        self.broker.place(order)
+        log.warning("square-off %s: %s %s %s x%d", kind, order.strategy, order.side,
+                    order.symbol, order.quantity)
+        outputs.append(Output(Topics.ORDERS_SUBMITTED, signal.strategy, order))
+        return outputs + self._fill_at_once(order)
 
     def _ticks_after(self, symbol: str, ts: int) -> Iterable[Tick]:
         """Ticks of ``symbol`` after ``ts`` already consumed, in the order consumed."""
@@ -318,8 +424,17 @@ class TradingEngine(ConfiguredStage):
                 break
         return self.tick_log.ticks_after(symbol, last.partition, end, ts, start)
 
-    @staticmethod
-    def _result(result: Fill | OrderRejected) -> Output:
+    def _result(self, result: Fill | OrderRejected) -> Output:
+        if isinstance(result, Fill):
+            book = self.positions.setdefault(result.strategy, {})
+            held = book.get(result.symbol, 0) + result.side.sign * result.quantity
+            if held:
+                book[result.symbol] = held
+            else:
+                book.pop(result.symbol, None)
+            if not book:
+                del self.positions[result.strategy]
+            self.touch(f"pos/{result.strategy}")
         topic = Topics.ORDERS_FILLED if isinstance(result, Fill) else Topics.ORDERS_REJECTED
         return Output(topic, result.strategy, result)
 
@@ -332,6 +447,9 @@ class TradingEngine(ConfiguredStage):
             return None if last is None else _LAST_ENCODER.encode(last)
         if kind == "meta":
             return str(self.day).encode()
+        if kind == "pos":
+            book = self.positions.get(name)
+            return None if not book else _POS_ENCODER.encode(book)
         return None
 
     def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
@@ -344,6 +462,8 @@ class TradingEngine(ConfiguredStage):
                 self.last[name] = _LAST_DECODER.decode(value)
             elif kind == "meta":
                 self.day = int(value)
+            elif kind == "pos":
+                self.positions[name] = _POS_DECODER.decode(value)
 
     def drop_task(self, task: int) -> None:
         self.broker = PaperBroker(self.paper_config, instruments=self.instruments)
@@ -351,6 +471,7 @@ class TradingEngine(ConfiguredStage):
         self.index.clear()
         self._seen.clear()
         self.last.clear()
+        self.positions.clear()
         self.day = 0
         self.tick_ts = self.signal_ts = 0
         if self.ticks_paused:
@@ -360,3 +481,5 @@ class TradingEngine(ConfiguredStage):
 
 _LAST_ENCODER = msgspec.json.Encoder()
 _LAST_DECODER = msgspec.json.Decoder(LastTick)
+_POS_ENCODER = msgspec.json.Encoder()
+_POS_DECODER = msgspec.json.Decoder(dict[str, int])

@@ -290,3 +290,44 @@ def test_an_off_grid_print_fills_a_limit_on_the_grid(
     fills = broker.on_tick(make_tick(999.97, 101))
     prices = sorted(f.price for f in fills if isinstance(f, Fill))
     assert prices == [999.95, 1000.0]  # sell floors to 999.95, buy ceils to 1000.00
+
+
+def test_cancel_stops_a_working_limit_order_and_a_second_cancel_does_nothing(
+    make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker()
+    order = make_order(Side.BUY, 10, order_type=OrderType.LIMIT, limit_price=99.0)
+    broker.place(order)
+    assert broker.on_tick(make_tick(100.0, 200)) == []
+    cancelled = broker.cancel(order.client_order_id, "cancelled: kill switch")
+    assert cancelled is not None and cancelled.status is BrokerOrderStatus.CANCELLED
+    assert cancelled.pending_quantity == 0 and cancelled.reason == "cancelled: kill switch"
+    assert broker.cancel(order.client_order_id, "again") is None
+    assert broker.on_tick(make_tick(98.0, 300)) == [], "a cancelled order never fills"
+    assert broker.open_orders() == []
+    restored = PaperBroker()
+    data = broker.export(order.client_order_id)
+    assert data is not None
+    restored.load(data)
+    assert restored.on_tick(make_tick(98.0, 400)) == [], "cancelled after a restore too"
+
+
+def test_cancel_of_a_filled_or_unknown_order_is_none(
+    make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker()
+    order = make_order(Side.BUY, 10)
+    broker.place(order)
+    assert len(broker.on_tick(make_tick(100.0, 200))) == 1
+    assert broker.cancel(order.client_order_id, "x") is None
+    assert broker.cancel("APnope", "x") is None
+
+
+def test_refuse_books_the_order_as_rejected_once(make_order: OrderFactory) -> None:
+    broker = PaperBroker()
+    order = make_order(Side.SELL, 5)
+    first = broker.refuse(order, "nothing to close")
+    assert first.rejection is not None and first.rejection.reason == "nothing to close"
+    again = broker.refuse(order, "nothing to close")
+    assert again.duplicate and again.rejection == first.rejection
+    assert broker.place(order).duplicate, "a refused client id is never placed later"
