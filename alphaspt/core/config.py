@@ -11,6 +11,7 @@ Nested fields use ``__``: ``ALPHASPT_KAFKA__BOOTSTRAP_SERVERS=host:9092``,
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -128,6 +129,9 @@ class KiteConfig(BaseModel):
     api_secret: SecretStr | None = None
     access_token: SecretStr | None = None
     """Set from the strategy's Secret; wins over ``token_file``."""
+    access_token_expires: datetime | None = None
+    """When ``access_token`` expires (06:00 IST after its login; the Secret's
+    ``ALPHASPT_KITE__ACCESS_TOKEN_EXPIRES``, written by ``alphaspt kite login``)."""
     token_file: Path | None = None
     """A JSON file of mode 0600 holding the access token and its expiry (``alphaspt up``)."""
     timeout_s: float = Field(default=7.0, gt=0)

@@ -119,7 +119,9 @@ class Book:
         self.placed_at: deque[float] = deque(maxlen=max_orders)
         """Arrival time of every accepted placement (for rate assertions)."""
         self.throttled = 0
-        """Requests answered with 429."""
+        """Order placements answered with 429."""
+        self.throttled_other = 0
+        """Other requests answered with 429."""
         self._order_windows = self._new_order_windows()
         self._other = Window(self.limits.other_per_second, 1.0)
         self._seq = 0
@@ -198,7 +200,10 @@ class Book:
             else:
                 ok = self._other.admit(now)
             if not ok:
-                self.throttled += 1
+                if orders:
+                    self.throttled += 1
+                else:
+                    self.throttled_other += 1
                 raise SimError(429, "NetworkException", "Too many requests")
 
     # ---- market -------------------------------------------------------------------

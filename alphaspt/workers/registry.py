@@ -55,7 +55,7 @@ def kite_broker(settings: Settings) -> Callable[[], Broker] | None:
                              kite.orders_per_day)
     tokens: TokenStore
     if kite.access_token is not None:
-        tokens = StaticToken(kite.access_token.get_secret_value())
+        tokens = StaticToken(kite.access_token.get_secret_value(), kite.access_token_expires)
     else:
         tokens = FileTokenStore(kite.token_file or settings.local.state_dir / KITE_TOKEN_FILE)
     return lambda: KiteBroker(kite, tokens, limiter)

@@ -257,8 +257,22 @@ class KiteBroker:
             f"outcome unknown ({type(exc).__name__}) and not in Kite's order book after "
             f"{self.config.lookup_window_s:g} s; not placed again"))
 
+    def _read(self, fn: Callable[[], Any]) -> Any:
+        """A read of Kite's book, waiting out 429s (reads are safe to repeat)."""
+        delay = 0.25
+        while True:
+            try:
+                return fn()
+            except kex.NetworkException as exc:
+                if exc.code != 429 or delay > 4.0:
+                    raise
+                self.throttled += 1
+                self._sleep(delay)
+                delay *= 2
+
     def _find(self, cid: str) -> dict[str, Any] | None:
-        for row in self.client.orders():
+        rows: list[dict[str, Any]] = self._read(self.client.orders)
+        for row in rows:
             if row.get("tag") == cid:
                 return row
         return None
@@ -337,8 +351,8 @@ class KiteBroker:
         if self._session():
             return []
         try:
-            orders = {str(o["order_id"]): o for o in self.client.orders()}
-            trades = self.client.trades()
+            orders = {str(o["order_id"]): o for o in self._read(self.client.orders)}
+            trades = self._read(self.client.trades)
         except kex.TokenException as exc:
             self._halt(f"Kite refused the session ({exc}): {LOGIN_AGAIN}")
             return []
@@ -411,8 +425,8 @@ class KiteBroker:
 
     def _reconcile(self) -> None:
         """Read Kite's orders and positions: index our tags, compare positions."""
-        orders = self.client.orders()
-        positions = self.client.positions()
+        orders = self._read(self.client.orders)
+        positions = self._read(self.client.positions)
         self._last_reconcile = self._clock()
         book = {str(o["tag"]): o for o in orders if is_client_order_id(o.get("tag"))}
         self._kite_book = book

@@ -34,7 +34,7 @@ class AccountLimiter:
     """Admits order requests of one Kite account (thread-safe)."""
 
     def __init__(self, per_second: int = 10, per_minute: int = 400, per_day: int = 5000, *,
-                 guard: float = 0.05, clock: Callable[[], float] = time.monotonic,
+                 guard: float = 0.1, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._windows = [SlidingWindow(per_second, 1.0 + guard),
                          SlidingWindow(per_minute, 60.0 + guard)]
