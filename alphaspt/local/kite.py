@@ -85,6 +85,10 @@ class LocalKiteSim:
         finally:
             consumer.close()
 
+    def summary(self) -> str:
+        return (f"{len(self.book.order_list())} orders, {len(self.book.trade_list())} trades "
+                "at the simulator")
+
     def stop(self) -> None:
         self._stop.set()
         if self._bridge is not None:

@@ -485,6 +485,7 @@ class LocalRuntime:
             if child.process is not None:
                 child.process.stop(timeout=15)
         if self.kite is not None:
+            self.out(f"kite-sim  {self.kite.summary()}")
             self.kite.stop()
         for server in reversed(self.servers):
             self.out(f"stopping  {server.name}")

@@ -208,6 +208,7 @@ class KiteBroker:
                     order_type=order.order_type.value, **params))
                 self.placements += 1
                 self._dirty = True
+                log.info("kite: order %s placed as %s", cid, rec.broker_order_id)
                 return OrderAck(order=rec.view())
             except kex.NetworkException as exc:
                 if exc.code != 429:
