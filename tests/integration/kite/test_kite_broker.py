@@ -216,3 +216,24 @@ def test_no_secret_or_token_in_logs(kite_sim: KiteSim, caplog: pytest.LogCapture
     for secret in (kite_sim.api_secret, session.access_token):
         assert secret not in text
     assert "request_token=" not in text
+
+
+def test_modify_and_cancel_reach_kite_and_the_book_says_what_happened(kite_sim: KiteSim
+                                                                      ) -> None:
+    kite_sim.login()
+    b = broker(kite_sim)
+    price = kite_sim.book.price("ITC")
+    resting = order("ITC", order_type=OrderType.LIMIT, limit=round(price - 20, 2))
+    doomed = order("ITC", order_type=OrderType.LIMIT, limit=round(price - 30, 2))
+    b.place(resting)
+    b.place(doomed)
+    assert drain(b, 1, timeout=1) == []  # neither crosses
+    b.modify(resting.client_order_id, limit_price=price)
+    b.cancel(doomed.client_order_id)
+    (fill,) = drain(b, 1)
+    assert isinstance(fill, Fill) and fill.client_order_id == resting.client_order_id
+    drain(b, 1, timeout=1)
+    view = b.lookup(doomed.client_order_id)
+    assert view is not None and view.status is BrokerOrderStatus.CANCELLED
+    (row,) = kite_sim.tagged(resting.client_order_id)
+    assert row["modified"] is True and row["status"] == "COMPLETE"

@@ -31,6 +31,7 @@ from alphaspt.core.events import (
 from alphaspt.core.specs import RiskProfileSpec, TradingStrategySpec
 from alphaspt.core.streaming import EventProducer, StreamProcessor
 from alphaspt.core.streaming.reader import read_to_end
+from alphaspt.kite_sim import Limits
 from alphaspt.workers.common import ConfigSource, stage_config
 from alphaspt.workers.registry import kite_broker
 from alphaspt.workers.trading_engine import TradingEngine
@@ -182,3 +183,38 @@ def test_sigkill_after_kite_accepted_the_order_never_places_it_twice(
     assert len(tag_of) == 1, "reconciliation by tag found the order: no second one"
     assert [o.client_order_id for o in submitted] == [tag_of[0]["tag"]]
     assert "placed before a restart" in (tmp_path / "second.log").read_text()
+
+
+def test_a_burst_of_100_signals_across_two_strategies_stays_within_10_orders_a_second(
+    settings: Settings, configure: Callable[..., None], kite_sim: KiteSim,  # noqa: F811
+    run_stage: Callable[[StreamProcessor], threading.Thread],
+) -> None:
+    kite_sim.login()
+    suffix = settings.namespace[-3:].upper()
+    names = {f"b{k}-{settings.namespace}": f"BURST{k}{suffix}" for k in (1, 2)}
+    configure({n: live_spec(sym) for n, sym in names.items()}, {"rp": RiskProfileSpec()})
+    kite_sim.book.set_limits(Limits(orders_per_second=8))  # Kite stricter than we are: 429s
+    live = with_kite(settings, kite_sim)
+    engine = TradingEngine(live, stage_config(live, "trading-engine"),
+                           ConfigSource(live.postgres.url.get_secret_value(),  # type: ignore[union-attr]
+                                        live.namespace), live_broker=kite_broker(live))
+    run_stage(engine)
+    producer = EventProducer(settings.kafka)
+    for i in range(50):
+        for name, sym in names.items():
+            producer.send(Topics.SIGNALS_VALIDATED, name, approved(name, sym, f"n{i}", qty=1))
+    producer.flush()
+
+    def submitted() -> int:
+        return sum(len(of_strategy(settings, Topics.ORDERS_SUBMITTED, Codec(Order), n))
+                   for n in names)
+    wait(lambda: submitted() >= 100, 120, "100 orders submitted")
+    times = sorted(kite_sim.book.placed_at)
+    assert len(times) == 100
+    assert max(sum(1 for u in times[i:] if u - t < 1.0) for i, t in enumerate(times)) <= 8
+    assert kite_sim.book.throttled > 0, "Kite's 429s were met and waited out"
+    tags = sorted(str(o["tag"]) for o in kite_sim.book.order_list())
+    assert len(set(tags)) == 100
+    rejected = [r for n in names
+                for r in of_strategy(settings, Topics.ORDERS_REJECTED, Codec(OrderRejected), n)]
+    assert rejected == []
