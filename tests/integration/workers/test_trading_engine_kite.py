@@ -69,8 +69,13 @@ def wait(cond: Callable[[], object], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def with_kite(settings: Settings, sim: KiteSim, **kite: object) -> Settings:
-    return settings.model_copy(update={"kite": sim.config.model_copy(update=kite)})
+def live_engine(settings: Settings, sim: KiteSim) -> TradingEngine:
+    """The trading engine as the registry wires it, with the simulator's Kite settings."""
+    live = settings.model_copy(update={"kite": sim.config})
+    assert live.postgres.url is not None
+    return TradingEngine(live, stage_config(live, "trading-engine"),
+                         ConfigSource(live.postgres.url.get_secret_value(), live.namespace),
+                         live_broker=kite_broker(live))
 
 
 def test_live_orders_go_to_kite_with_the_strategys_product_and_fill(
@@ -80,11 +85,7 @@ def test_live_orders_go_to_kite_with_the_strategys_product_and_fill(
     kite_sim.login()
     strategy, symbol = f"live-{settings.namespace}", "KITEA" + settings.namespace[-3:].upper()
     configure({strategy: live_spec(symbol, "CNC")}, {"rp": RiskProfileSpec()})
-    live = with_kite(settings, kite_sim)
-    engine = TradingEngine(live, stage_config(live, "trading-engine"),
-                           ConfigSource(live.postgres.url.get_secret_value(),  # type: ignore[union-attr]
-                                        live.namespace), live_broker=kite_broker(live))
-    run_stage(engine)
+    run_stage(live_engine(settings, kite_sim))
     producer = EventProducer(settings.kafka)
     for i in range(3):
         d = approved(strategy, symbol, f"s{i}", product=Product.CNC)
@@ -107,11 +108,7 @@ def test_token_expiry_rejects_live_orders_saying_to_log_in_again(
     kite_sim.login()
     strategy, symbol = f"tok-{settings.namespace}", "KITEB" + settings.namespace[-3:].upper()
     configure({strategy: live_spec(symbol)}, {"rp": RiskProfileSpec()})
-    live = with_kite(settings, kite_sim)
-    engine = TradingEngine(live, stage_config(live, "trading-engine"),
-                           ConfigSource(live.postgres.url.get_secret_value(),  # type: ignore[union-attr]
-                                        live.namespace), live_broker=kite_broker(live))
-    run_stage(engine)
+    run_stage(live_engine(settings, kite_sim))
     kite_sim.book.expire_sessions()
     producer = EventProducer(settings.kafka)
     producer.send(Topics.SIGNALS_VALIDATED, strategy, approved(strategy, symbol, "x"))
@@ -194,11 +191,7 @@ def test_a_burst_of_100_signals_across_two_strategies_stays_within_10_orders_a_s
     names = {f"b{k}-{settings.namespace}": f"BURST{k}{suffix}" for k in (1, 2)}
     configure({n: live_spec(sym) for n, sym in names.items()}, {"rp": RiskProfileSpec()})
     kite_sim.book.set_limits(Limits(orders_per_second=8))  # Kite stricter than we are: 429s
-    live = with_kite(settings, kite_sim)
-    engine = TradingEngine(live, stage_config(live, "trading-engine"),
-                           ConfigSource(live.postgres.url.get_secret_value(),  # type: ignore[union-attr]
-                                        live.namespace), live_broker=kite_broker(live))
-    run_stage(engine)
+    run_stage(live_engine(settings, kite_sim))
     producer = EventProducer(settings.kafka)
     for i in range(50):
         for name, sym in names.items():
