@@ -172,3 +172,8 @@ class Broker(Protocol):
     def forget_finished(self, before_ts: int) -> list[str]:
         """Forget finished orders placed before ``before_ts``; returns their client ids."""
         ...
+
+    @property
+    def alert(self) -> str:
+        """Why (some) orders cannot be placed now and someone must act; empty if none."""
+        ...

@@ -150,6 +150,10 @@ class PaperBroker:
         """Paper orders only fill on ticks."""
         return []
 
+    @property
+    def alert(self) -> str:
+        return ""
+
     def open_orders(self) -> list[BrokerOrder]:
         return [po.view() for po in self._orders.values() if po.status is BrokerOrderStatus.OPEN]
 

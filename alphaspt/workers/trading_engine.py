@@ -237,6 +237,8 @@ class TradingEngine(ConfiguredStage):
         return self._live_results(self.live.poll()) if self.live is not None else ()
 
     def _live_results(self, results: list[Fill | OrderRejected]) -> list[Output]:
+        if self.live is not None:
+            self.health.alert("live-broker", self.live.alert or None)
         for r in results:
             self.touch(f"live/{r.client_order_id}")
         return [self._result(r) for r in results]

@@ -165,6 +165,10 @@ class KiteBroker:
             self._halt(f"the Kite session expired at 06:00 IST: {LOGIN_AGAIN}")
         return self.halted
 
+    @property
+    def alert(self) -> str:
+        return "; ".join(filter(None, [self.halted, *self.symbol_halts.values()]))
+
     def _halt(self, reason: str) -> None:
         if reason != self.halted:
             log.error("kite: orders halted for account %s: %s", self.config.api_key, reason)

@@ -108,7 +108,8 @@ def test_token_expiry_rejects_live_orders_saying_to_log_in_again(
     kite_sim.login()
     strategy, symbol = f"tok-{settings.namespace}", "KITEB" + settings.namespace[-3:].upper()
     configure({strategy: live_spec(symbol)}, {"rp": RiskProfileSpec()})
-    run_stage(live_engine(settings, kite_sim))
+    engine = live_engine(settings, kite_sim)
+    run_stage(engine)
     kite_sim.book.expire_sessions()
     producer = EventProducer(settings.kafka)
     producer.send(Topics.SIGNALS_VALIDATED, strategy, approved(strategy, symbol, "x"))
@@ -118,6 +119,8 @@ def test_token_expiry_rejects_live_orders_saying_to_log_in_again(
          "a rejection")
     (rej,) = of_strategy(settings, Topics.ORDERS_REJECTED, codec, strategy)
     assert "log in again" in rej.reason
+    wait(lambda: "log in again" in (engine.health.reason or ""), 30,
+         "the halt is the engine's health reason (up's console, /status)")
     assert kite_sim.book.order_list() == []
 
 
