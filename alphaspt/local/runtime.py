@@ -30,6 +30,7 @@ import redis
 import yaml
 from pydantic import SecretStr
 
+from alphaspt.brokers.kite import KITE_TOKEN_FILE
 from alphaspt.core.config import Settings
 from alphaspt.core.db import ConfigRepository, create_engine, migrate
 from alphaspt.core.events import Command, Control, Topics, now_ns, stable_id
@@ -335,6 +336,11 @@ class LocalRuntime:
                                                      "config/settings.toml"),
             "PYTHONUNBUFFERED": "1",
         })
+        # Live strategies: the Kite settings reach the workers, the API secret does not
+        # (only `alphaspt kite login` needs it); the token file is the state dir's.
+        env.update({k: v for k, v in os.environ.items() if k.startswith("ALPHASPT_KITE__")
+                    and k != "ALPHASPT_KITE__API_SECRET"})
+        env.setdefault("ALPHASPT_KITE__TOKEN_FILE", str(self.state_dir / KITE_TOKEN_FILE))
         if self.kite is not None:
             env.update(self.kite.env())
         env.update(extra)
