@@ -342,7 +342,14 @@ class KiteBroker:
         now = self._clock()
         if now - self._last_reconcile >= self.config.reconcile_interval_s \
                 and self._kite_book is not None and not self._session():
-            self._reconcile()
+            try:
+                self._reconcile()
+            except kex.TokenException as exc:
+                self._halt(f"Kite refused the session ({exc}): {LOGIN_AGAIN}")
+            except (kex.KiteException, requests.RequestException) as exc:
+                self._last_reconcile = now
+                log.warning("kite: comparing positions failed (%s); trying again later",
+                            type(exc).__name__)
         pending = [r for r in self._records.values()
                    if r.broker_order_id and r.status is BrokerOrderStatus.OPEN]
         if not pending:
@@ -429,11 +436,15 @@ class KiteBroker:
         return ""
 
     def _reconcile(self) -> None:
-        """Read Kite's orders and positions: index our tags, compare positions."""
-        orders = self._read(self.client.orders)
-        positions = self._read(self.client.positions)
+        """Read Kite's orders and positions: index our tags, compare positions. A fill
+        between the two reads looks like a difference, so a symbol is only halted when a
+        second pair of reads shows the same difference."""
+        book, diffs = self._differences()
+        if diffs:
+            self._sleep(0.5)
+            book, again = self._differences()
+            diffs = {s: d for s, d in again.items() if diffs.get(s) == d}
         self._last_reconcile = self._clock()
-        book = {str(o["tag"]): o for o in orders if is_client_order_id(o.get("tag"))}
         self._kite_book = book
         for cid, rec in self._records.items():
             row = book.get(cid)
@@ -442,6 +453,23 @@ class KiteBroker:
         if any(r.status is BrokerOrderStatus.OPEN and r.broker_order_id
                for r in self._records.values()):
             self._dirty = True
+        halts = {symbol: (f"Kite's day position in {symbol} is {have} but AlphasPT's "
+                          f"orders account for {want}: new orders halted until they agree")
+                 for symbol, (want, have) in diffs.items()}
+        for symbol, reason in halts.items():
+            if self.symbol_halts.get(symbol) != reason:
+                log.error("kite: %s", reason)
+        for symbol in set(self.symbol_halts) - set(halts):
+            log.warning("kite: position in %s agrees again; orders resume", symbol)
+        self.symbol_halts = halts
+
+    def _differences(self) -> tuple[dict[str, dict[str, Any]],
+                                    dict[str, tuple[int, int]]]:
+        """Kite's orders by our tags, and per symbol (expected, actual) day quantities
+        where they differ."""
+        orders = self._read(self.client.orders)
+        positions = self._read(self.client.positions)
+        book = {str(o["tag"]): o for o in orders if is_client_order_id(o.get("tag"))}
         expected: dict[str, int] = {}
         for row in book.values():
             sign = 1 if row.get("transaction_type") == "BUY" else -1
@@ -453,19 +481,12 @@ class KiteBroker:
             symbol = str(row["tradingsymbol"])
             qty = int(row.get("day_buy_quantity") or 0) - int(row.get("day_sell_quantity") or 0)
             actual[symbol] = actual.get(symbol, 0) + qty
-        halts: dict[str, str] = {}
+        diffs = {}
         for symbol in sorted(set(expected) | set(actual)):
             want, have = expected.get(symbol, 0), actual.get(symbol, 0)
             if want != have:
-                halts[symbol] = (f"Kite's day position in {symbol} is {have} but AlphasPT's "
-                                 f"orders account for {want}: new orders halted until they "
-                                 "agree")
-        for symbol, reason in halts.items():
-            if self.symbol_halts.get(symbol) != reason:
-                log.error("kite: %s", reason)
-        for symbol in set(self.symbol_halts) - set(halts):
-            log.warning("kite: position in %s agrees again; orders resume", symbol)
-        self.symbol_halts = halts
+                diffs[symbol] = (want, have)
+        return book, diffs
 
     # ---- per-key state (the trading engine's changelog) -----------------------------
 

@@ -158,10 +158,18 @@ def test_position_difference_halts_that_symbol_until_resolved(kite_sim: KiteSim)
     manual.set_access_token(session.access_token)
     manual.place_order("regular", "NSE", "HDFCBANK", "BUY", 5, "MIS", "MARKET",
                        market_protection=-1)  # placed by hand, not by AlphasPT
-    b = broker(kite_sim)
+    b = broker(kite_sim, kite_sim.config.model_copy(update={"reconcile_interval_s": 0.5}))
     halted = b.place(order("HDFCBANK"))
     assert halted.rejection is not None and "HDFCBANK" in halted.rejection.reason
+    assert "is 5 but AlphasPT's orders account for 0" in halted.rejection.reason
+    assert "HDFCBANK" in b.alert
     assert b.place(order("INFY")).rejection is None  # other symbols trade on
+    manual.place_order("regular", "NSE", "HDFCBANK", "SELL", 5, "MIS", "MARKET",
+                       market_protection=-1)  # resolved by hand
+    time.sleep(0.6)
+    b.poll()
+    assert b.alert == ""
+    assert b.place(order("HDFCBANK")).rejection is None
 
 
 def test_burst_across_two_strategies_respects_the_account_limit(kite_sim: KiteSim) -> None:
