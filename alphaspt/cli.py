@@ -1,6 +1,6 @@
 """``alphaspt``: run the whole pipeline locally, or one component against configured servers.
 
-    alphaspt up [-f DIR] [--for SECONDS] [--feed mock|replay --replay FILE --speed X]
+    alphaspt up [-f DIR] [--for SECONDS] [--feed mock|replay ...] [--kite-sim]
     alphaspt worker STAGE [--strategy NAME] [...]
     alphaspt operator
     alphaspt api
