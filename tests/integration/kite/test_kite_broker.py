@@ -96,6 +96,11 @@ def test_a_5xx_before_kite_took_the_order_is_not_sent_again(kite_sim: KiteSim) -
     assert ack.rejection is not None
     assert "outcome unknown" in ack.rejection.reason and "not placed again" in ack.rejection.reason
     assert kite_sim.tagged(o.client_order_id) == []
+    gateway = order("INFY")  # an HTML gateway page: kiteconnect's DataException
+    kite_sim.faults.html_next("/orders/regular")
+    ack = b.place(gateway)
+    assert ack.rejection is not None and "DataException" in ack.rejection.reason
+    assert kite_sim.tagged(gateway.client_order_id) == []
 
 
 def test_partial_fills_accumulate(kite_sim: KiteSim) -> None:
