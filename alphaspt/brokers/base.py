@@ -89,6 +89,10 @@ class OrderAck(msgspec.Struct, frozen=True, kw_only=True):
     """The book entry: the new order, or the existing one for a repeated client id."""
     duplicate: bool = False
     """``True`` when an order with this client id already existed: nothing was placed."""
+    recovered: bool = False
+    """The order exists at the broker but was not in the engine's records (placed just
+    before a crash, found by reconciliation): nothing was placed now, and the engine
+    publishes it as submitted, since the crash may have lost that."""
     rejection: OrderRejected | None = None
     """Set when the order was refused (the event for ``orders.rejected``; deterministic id,
     so publishing it again for a duplicate is harmless)."""
@@ -153,6 +157,28 @@ class Broker(Protocol):
         """Advance with market data; return the executions and rejections now known.
 
         The paper broker matches its open orders against the tick; a live broker returns
-        what its order-update stream reported since the previous call.
+        what its order book says changed since the previous call.
         """
+        ...
+
+    def poll(self) -> list[Fill | OrderRejected]:
+        """Executions and rejections known without a tick (a live broker re-reads its
+        order book, rate-bounded; the paper broker has none)."""
+        ...
+
+    def export(self, client_order_id: str) -> bytes | None:
+        """One order's record for the engine's changelog (``None``: none)."""
+        ...
+
+    def load(self, data: bytes) -> str:
+        """Take back an :meth:`export`-ed record; returns its client id."""
+        ...
+
+    def forget_finished(self, before_ts: int) -> list[str]:
+        """Forget finished orders placed before ``before_ts``; returns their client ids."""
+        ...
+
+    @property
+    def alert(self) -> str:
+        """Why (some) orders cannot be placed now and someone must act; empty if none."""
         ...

@@ -175,6 +175,14 @@ class PaperBroker:
     def order_book(self) -> list[BrokerOrder]:
         return [po.view() for po in self._orders.values()]
 
+    def poll(self) -> list[Fill | OrderRejected]:
+        """Paper orders only fill on ticks."""
+        return []
+
+    @property
+    def alert(self) -> str:
+        return ""
+
     def open_orders(self) -> list[BrokerOrder]:
         return [po.view() for po in self._orders.values() if po.status is BrokerOrderStatus.OPEN]
 

@@ -11,11 +11,11 @@ Nested fields use ``__``: ``ALPHASPT_KAFKA__BOOTSTRAP_SERVERS=host:9092``,
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -145,6 +145,51 @@ class AccountRiskConfig(BaseModel):
     account_max_orders_per_day: int | None = Field(default=5000, ge=1)
 
 
+class KiteConfig(BaseModel):
+    """Zerodha Kite Connect (Live strategies). The two roots are all the broker knows of
+    the server: Kite's by default, or any Kite-protocol server (``alphaspt kite-sim``).
+
+    ``api_key``/``api_secret``/``access_token`` come from the environment or a Kubernetes
+    Secret (``ALPHASPT_KITE__API_KEY`` ...), never from a file in the repository; locally
+    the access token is read from ``token_file`` (written by ``alphaspt kite login``).
+    """
+
+    model_config = _FROZEN
+
+    api_root: str = "https://api.kite.trade"
+    ticker_root: str = "wss://ws.kite.trade"
+    login_url: str = "https://kite.zerodha.com/connect/login"
+    api_key: str | None = None
+    api_secret: SecretStr | None = None
+    access_token: SecretStr | None = None
+    """Set from the strategy's Secret; wins over ``token_file``."""
+    access_token_expires: datetime | None = None
+    """When ``access_token`` expires (06:00 IST after its login; the Secret's
+    ``ALPHASPT_KITE__ACCESS_TOKEN_EXPIRES``, written by ``alphaspt kite login``)."""
+    token_file: Path | None = None
+    """A JSON file of mode 0600 holding the access token and its expiry (``alphaspt up``)."""
+    timeout_s: float = Field(default=7.0, gt=0)
+    """Per request (kiteconnect's default); a placement that times out is looked up by tag."""
+    market_protection: float = Field(default=-1, ge=-1, le=100)
+    """Sent on MARKET and SL-M orders: -1 automatic, 0 < p <= 100 percent (0 is refused
+    by Kite since 1 April 2026)."""
+    orders_per_second: int = Field(default=10, ge=1)
+    orders_per_minute: int = Field(default=400, ge=1)
+    orders_per_day: int = Field(default=5000, ge=1)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    """At most one order-book read per this many seconds while orders are open."""
+    lookup_window_s: float = Field(default=10.0, gt=0)
+    """How long an order whose placement outcome is unknown is looked for by tag."""
+    reconcile_interval_s: float = Field(default=60.0, gt=0)
+    """How often Kite's positions are compared with AlphasPT's orders."""
+
+    @model_validator(mode="after")
+    def _protection(self) -> KiteConfig:
+        if self.market_protection == 0 or -1 < self.market_protection < 0:
+            raise ValueError("kite.market_protection must be -1 (automatic) or in (0, 100]")
+        return self
+
+
 class OperatorConfig(BaseModel):
     """The Kubernetes operator (``alphaspt operator``): what it renders and how often it looks.
 
@@ -205,6 +250,9 @@ class Settings(BaseSettings):
     operator: OperatorConfig = OperatorConfig()
     market: MarketConfig = MarketConfig()
     risk: AccountRiskConfig = AccountRiskConfig()
+
+
+    kite: KiteConfig = KiteConfig()
 
     @classmethod
     def settings_customise_sources(

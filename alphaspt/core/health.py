@@ -60,17 +60,29 @@ class Health:
         self.unsaved_since: float | None = None
         """When the oldest input not yet checkpointed was consumed (``None``: none)."""
         self._failure: str | None = None
+        self._alerts: dict[str, str] = {}
+        """Conditions that need a person though the loop runs (one per source)."""
         self._last = time.monotonic()
 
     def fail(self, reason: str | None) -> None:
         """Report a failure to make progress (``None`` clears it); /readyz follows."""
         self._failure = reason
 
+    def alert(self, source: str, reason: str | None) -> None:
+        """Report (``None``: clear) what ``source`` needs someone to do, e.g. log in to
+        the broker again. Unlike :meth:`fail`, a checkpoint does not clear it."""
+        if reason:
+            self._alerts[source] = reason
+        else:
+            self._alerts.pop(source, None)
+
     @property
     def reason(self) -> str | None:
         """Why the worker is not making progress (``None``: it is)."""
         if self._failure is not None:
             return self._failure
+        if self._alerts:
+            return "; ".join(self._alerts.values())
         since = self.unsaved_since
         if since is not None and time.monotonic() - since >= self.stall_after:
             return f"no checkpoint for {time.monotonic() - since:.0f} s with input waiting"

@@ -30,6 +30,7 @@ import redis
 import yaml
 from pydantic import SecretStr
 
+from alphaspt.brokers.kite import KITE_TOKEN_FILE
 from alphaspt.core.config import MarketConfig, Settings
 from alphaspt.core.db import ConfigRepository, create_engine, migrate
 from alphaspt.core.events import Command, Control, Topics, now_ns, stable_id
@@ -37,6 +38,7 @@ from alphaspt.core.specs import Manifest
 from alphaspt.core.streaming import EventProducer, TopicSpec, admin_client, ensure_topics
 from alphaspt.exceptions import InvalidConfiguration, ServerStartError
 from alphaspt.local.apache_kafka import ApacheKafka
+from alphaspt.local.kite import LocalKiteSim, live
 from alphaspt.local.process import ManagedProcess, fetch_status, free_port, port_open, tail
 from alphaspt.local.servers import EmbeddedPostgres, EmbeddedRedis, Tansu
 from alphaspt.operator.planning import Plan, PlanConfig, WorkerSpec, plan, resources_from_manifests
@@ -124,6 +126,8 @@ class UpOptions:
     """A crashed worker is back within this many seconds (first restart after 0.25 s)."""
     report_every: float = 10.0
     """Seconds between progress lines (0: none)."""
+    kite_sim: bool = False
+    """Start the Kite-protocol simulator and run the strategies in Live mode against it."""
 
 
 class LocalRuntime:
@@ -140,6 +144,7 @@ class LocalRuntime:
         self.token = ""
         self.exit_code = 0
         self._lock: IO[str] | None = None
+        self.kite: LocalKiteSim | None = None
 
     # -- entry point ---------------------------------------------------------------------
 
@@ -153,6 +158,8 @@ class LocalRuntime:
             self._start_servers()
             if self._stop:
                 return 0
+            if self.options.kite_sim:
+                self._start_kite_sim()
             self._apply(desired)
             self._start_workers(desired)
             self.out(f"ready in {time.monotonic() - started:.1f} s; "
@@ -263,8 +270,17 @@ class LocalRuntime:
         """Validate the manifests and plan, before any server starts."""
         strategies, profiles = resources_from_manifests(manifests,
                                                         namespace=self.settings.namespace)
+        if self.options.kite_sim:
+            strategies = live(strategies)
         return plan(strategies, profiles, PlanConfig(
             namespace=self.settings.namespace, partitions=self.settings.kafka.partitions))
+
+    def _start_kite_sim(self) -> None:
+        self.kite = LocalKiteSim(self.state_dir)
+        kafka = self.settings.kafka.model_copy(update={"bootstrap_servers": self.urls["kafka"]})
+        self.kite.start(kafka)
+        self.out(f"kite-sim  API root {self.kite.server.api_root}, ticker root "
+                 f"{self.kite.server.ticker_root} (logged in; Live orders go there)")
 
     def _apply(self, desired: Plan) -> None:
         asyncio.run(self._apply_rows(desired))
@@ -337,6 +353,13 @@ class LocalRuntime:
                                                      "config/settings.toml"),
             "PYTHONUNBUFFERED": "1",
         })
+        # Live strategies: the Kite settings reach the workers, the API secret does not
+        # (only `alphaspt kite login` needs it); the token file is the state dir's.
+        env.update({k: v for k, v in os.environ.items() if k.startswith("ALPHASPT_KITE__")
+                    and k != "ALPHASPT_KITE__API_SECRET"})
+        env.setdefault("ALPHASPT_KITE__TOKEN_FILE", str(self.state_dir / KITE_TOKEN_FILE))
+        if self.kite is not None:
+            env.update(self.kite.env())
         env.update(extra)
         return env
 
@@ -484,6 +507,9 @@ class LocalRuntime:
         for child in self.children:
             if child.process is not None:
                 child.process.stop(timeout=15)
+        if self.kite is not None:
+            self.out(f"kite-sim  {self.kite.summary()}")
+            self.kite.stop()
         for server in reversed(self.servers):
             self.out(f"stopping  {server.name}")
             server.stop()

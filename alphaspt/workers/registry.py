@@ -5,9 +5,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from alphaspt.brokers.base import Broker
+from alphaspt.brokers.kite import (
+    KITE_TOKEN_FILE,
+    AccountLimiter,
+    FileTokenStore,
+    KiteBroker,
+    StaticToken,
+    TokenStore,
+)
 from alphaspt.core.cache import PortfolioCacheWriter
 from alphaspt.core.config import Settings
 from alphaspt.core.events import Topics
@@ -32,6 +42,23 @@ class WorkerOptions:
     speed: float | None = None
     interval: float = 0.25
     seed: int | None = None
+
+
+def kite_broker(settings: Settings) -> Callable[[], Broker] | None:
+    """The live broker of the trading engine: one Kite account (``ALPHASPT_KITE__*``) for
+    every Live strategy of this engine, so its order limits are shared by all of them;
+    ``None`` without an API key (Live orders are then refused with a reason)."""
+    kite = settings.kite
+    if not kite.api_key:
+        return None
+    limiter = AccountLimiter(kite.orders_per_second, kite.orders_per_minute,
+                             kite.orders_per_day)
+    tokens: TokenStore
+    if kite.access_token is not None:
+        tokens = StaticToken(kite.access_token.get_secret_value(), kite.access_token_expires)
+    else:
+        tokens = FileTokenStore(kite.token_file or settings.local.state_dir / KITE_TOKEN_FILE)
+    return lambda: KiteBroker(kite, tokens, limiter)
 
 
 def run_stage(stage: str, settings: Settings, options: WorkerOptions) -> None:
@@ -66,7 +93,8 @@ def run_stage(stage: str, settings: Settings, options: WorkerOptions) -> None:
     elif stage == "risk-manager":
         processor = RiskManager(settings, stage_config(settings, stage), source)
     elif stage == "trading-engine":
-        processor = TradingEngine(settings, stage_config(settings, stage), source)
+        processor = TradingEngine(settings, stage_config(settings, stage), source,
+                                  live_broker=kite_broker(settings))
     elif stage == "portfolio-manager":
         if settings.redis.url is None:
             raise InvalidConfiguration("portfolio-manager needs ALPHASPT_REDIS__URL")

@@ -17,8 +17,13 @@ cache of the ticks consumed since start-up, and when the cache does not reach ba
 enough (after a restart, or a backlog) in the ticks topic itself (:class:`TickLog`), so
 the answer is always the same.
 
-Live (Kite) execution is not part of this build: a Live strategy's orders are rejected
-with a reason saying so, never silently dropped or paper-filled.
+The broker is chosen per strategy ``mode``: Paper orders go to the paper broker, Live
+orders to the live broker (Kite, built by ``workers/registry.py`` from the ``kite``
+settings; without them a Live strategy's orders are rejected with a reason saying so,
+never silently dropped or paper-filled). Each broker saves and restores its own records
+through the protocol (``export``/``load``; keys ``order/<id>`` paper, ``live/<id>`` live);
+the live broker reconciles with its own order book before placing after a restore. Live
+fills come from the broker's order book, polled on ticks and when idle.
 
 Bounds: orders of the current IST day; ``last`` one key per symbol; the tick cache
 ``cache_size`` ticks per symbol and a sparse index of offsets (8,192 per symbol), both
@@ -31,12 +36,12 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from alphaspt.brokers.base import client_order_id
+from alphaspt.brokers.base import Broker, client_order_id
 from alphaspt.brokers.paper import PaperBroker, PaperConfig
 from alphaspt.core.clock import ist_day, ist_day_start
 from alphaspt.core.config import KafkaConfig, Settings
@@ -182,7 +187,8 @@ class TradingEngine(ConfiguredStage):
     def __init__(self, settings: Settings, config: ProcessorConfig, source: ConfigSource,
                  paper: PaperConfig | None = None, *, cache_size: int = 2048,
                  index_every: int = 16, align_s: float = 30.0,
-                 tick_log: TickLog | None = None) -> None:
+                 tick_log: TickLog | None = None,
+                 live_broker: Callable[[], Broker] | None = None) -> None:
         super().__init__(settings, config, {
             Topics.SIGNALS_VALIDATED: Codec(RiskDecision),
             Topics.TICKS: Codec(Tick),
@@ -190,6 +196,8 @@ class TradingEngine(ConfiguredStage):
         self.paper_config = paper or PaperConfig()
         self.instruments = instruments_from(settings.market)  # each symbol's tick
         self.broker = PaperBroker(self.paper_config, instruments=self.instruments)
+        self.live_broker = live_broker
+        self.live: Broker | None = live_broker() if live_broker is not None else None
         self.cache_size = cache_size
         self.tick_log = tick_log or TickLog(settings.kafka)
         self.recent: dict[str, deque[Tick]] = {}
@@ -237,7 +245,14 @@ class TradingEngine(ConfiguredStage):
                                   or time.monotonic() - self.paused_at > 5.0):
             self.resume_input(Topics.TICKS)
             self.ticks_paused = False
-        return ()
+        return self._live_results(self.live.poll()) if self.live is not None else ()
+
+    def _live_results(self, results: list[Fill | OrderRejected]) -> list[Output]:
+        if self.live is not None:
+            self.health.alert("live-broker", self.live.alert or None)
+        for r in results:
+            self.touch(f"live/{r.client_order_id}")
+        return [self._result(r) for r in results]
 
     def _on_tick(self, tick: Tick) -> list[Output]:
         self.tick_ts = max(self.tick_ts, tick.exchange_ts)
@@ -261,7 +276,10 @@ class TradingEngine(ConfiguredStage):
         results = self.broker.on_tick(tick)
         for r in results:
             self.touch(f"order/{r.client_order_id}")
-        return [self._result(r) for r in results]
+        outputs = [self._result(r) for r in results]
+        if self.live is not None:
+            outputs += self._live_results(self.live.on_tick(tick))
+        return outputs
 
     def _roll_day(self, ts: int) -> None:
         day = ist_day(ts)
@@ -271,6 +289,9 @@ class TradingEngine(ConfiguredStage):
         self.touch("meta")
         for cid in self.broker.forget_finished(ist_day_start(day)):
             self.touch(f"order/{cid}")
+        if self.live is not None:
+            for cid in self.live.forget_finished(ist_day_start(day)):
+                self.touch(f"live/{cid}")
 
     def _place(self, decision: RiskDecision) -> list[Output]:
         signal = decision.signal
@@ -281,12 +302,13 @@ class TradingEngine(ConfiguredStage):
         mode = record.spec.mode if record is not None else Mode.PAPER
         if is_square_off(signal.event_id) and mode is not Mode.LIVE:
             return self._square_off(decision, coid, mode)
-        if mode is Mode.LIVE:
+        if mode is Mode.LIVE and self.live is None:
             rejected = OrderRejected(
                 event_id=stable_id("live-unavailable", coid), exchange_ts=signal.exchange_ts,
                 client_order_id=coid, signal_id=signal.event_id, strategy=signal.strategy,
                 symbol=signal.symbol,
-                reason="Live trading through Kite is not available in this build",
+                reason="Live trading needs Kite: set ALPHASPT_KITE__API_KEY and log in "
+                       "(alphaspt kite login)",
             )
             return [Output(Topics.ORDERS_REJECTED, signal.strategy, rejected)]
         order = Order(
@@ -294,16 +316,20 @@ class TradingEngine(ConfiguredStage):
             client_order_id=coid, signal_id=signal.event_id, strategy=signal.strategy,
             symbol=signal.symbol, side=signal.side, quantity=signal.quantity,
             order_type=signal.order_type, limit_price=signal.limit_price, mode=mode.value,
+            product=signal.product,
         )
-        ack = self.broker.place(order)
-        if ack.duplicate:
+        live = self.live if mode is Mode.LIVE else None
+        ack = (live or self.broker).place(order)
+        if ack.duplicate and not ack.recovered:
             log.info("signal %s already placed as %s; not placing again", signal.event_id, coid)
             return []
-        self.touch(f"order/{coid}")
+        self.touch(f"live/{coid}" if live is not None else f"order/{coid}")
         if ack.rejection is not None:
             return [Output(Topics.ORDERS_REJECTED, signal.strategy, ack.rejection)]
-        return [Output(Topics.ORDERS_SUBMITTED, signal.strategy, order),
-                *self._fill_at_once(order)]
+        outputs = [Output(Topics.ORDERS_SUBMITTED, signal.strategy, order)]
+        if live is not None:
+            return outputs + self._live_results(live.poll())
+        return outputs + self._fill_at_once(order)
 
     def _fill_at_once(self, order: Order) -> list[Output]:
         """Fill a just-placed order on the ticks after its time already consumed."""
@@ -442,6 +468,8 @@ class TradingEngine(ConfiguredStage):
         kind, _, name = key.partition("/")
         if kind == "order":
             return self.broker.export(name)
+        if kind == "live":
+            return self.live.export(name) if self.live is not None else None
         if kind == "last":
             last = self.last.get(name)
             return None if last is None else _LAST_ENCODER.encode(last)
@@ -458,6 +486,12 @@ class TradingEngine(ConfiguredStage):
             kind, _, name = key.partition("/")
             if kind == "order":
                 self.broker.load(value)
+            elif kind == "live":
+                if self.live is None:
+                    log.error("%s: a live order %s is in the state but Kite is not "
+                              "configured; it is left out", self.stage, name)
+                    continue
+                self.live.load(value)
             elif kind == "last":
                 self.last[name] = _LAST_DECODER.decode(value)
             elif kind == "meta":
@@ -467,6 +501,7 @@ class TradingEngine(ConfiguredStage):
 
     def drop_task(self, task: int) -> None:
         self.broker = PaperBroker(self.paper_config, instruments=self.instruments)
+        self.live = self.live_broker() if self.live_broker is not None else None
         self.recent.clear()
         self.index.clear()
         self._seen.clear()

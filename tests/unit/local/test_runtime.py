@@ -65,3 +65,26 @@ def test_missing_directory_says_what_to_do(capsys: pytest.CaptureFixture[str]) -
 ])
 def test_redact_hides_passwords(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+def test_kite_settings_reach_the_workers_but_not_the_api_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("ALPHASPT_KITE__API_KEY", "key1")
+    monkeypatch.setenv("ALPHASPT_KITE__API_SECRET", "do-not-pass")
+    monkeypatch.setenv("ALPHASPT_KITE__API_ROOT", "https://kite.example")
+    settings = Settings(local={"state_dir": tmp_path})
+    runtime = LocalRuntime(settings, UpOptions(), out=lambda _: None)
+    runtime.urls = {"kafka": "k:1", "postgres": "p", "redis": "r"}
+    env = runtime._child_env()
+    assert env["ALPHASPT_KITE__API_KEY"] == "key1"
+    assert env["ALPHASPT_KITE__API_ROOT"] == "https://kite.example"
+    assert "ALPHASPT_KITE__API_SECRET" not in env
+    assert env["ALPHASPT_KITE__TOKEN_FILE"] == str(tmp_path.resolve() / "kite-token.json")
+
+
+def test_kite_sim_runs_the_strategies_live() -> None:
+    runtime = LocalRuntime(Settings(), UpOptions(kite_sim=True), out=lambda _: None)
+    desired = runtime._plan(load_manifests(REPO / "examples"))
+    assert {s.spec.mode.value for s in desired.strategies} == {"Live"}
+    assert all(s.spec.broker_secret_ref is not None for s in desired.strategies)
