@@ -1,0 +1,1 @@
+"""A Kite-protocol simulator: REST, the ticker WebSocket and the instruments dump."""
