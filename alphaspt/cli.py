@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--interval", type=float, default=0.25,
                         help="market-feed mock: seconds between rounds of ticks")
     worker.add_argument("--seed", type=int, default=None, help="market-feed mock: seed")
+    worker.add_argument("--kite-mode", choices=("quote", "full"), default="quote",
+                        help="market-feed kite: streaming mode (full adds depth: bid/ask)")
 
     sub.add_parser("operator", help="run the Kubernetes operator")
     sub.add_parser("api", help="run the read API and dashboard")
@@ -48,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _feed_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--feed", choices=("mock", "replay"), default="mock",
-                        help="market feed: seeded random walk or CSV replay")
+    parser.add_argument("--feed", choices=("mock", "replay", "kite"), default="mock",
+                        help="market feed: seeded random walk, CSV replay or Kite's ticker "
+                             "(ALPHASPT_KITE__* settings)")
     parser.add_argument("--replay", type=Path, default=None,
                         help="CSV of ticks: timestamp,symbol,price,quantity[,volume]")
     parser.add_argument("--speed", type=float, default=None,
@@ -87,7 +90,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         run_stage(args.stage, settings, WorkerOptions(
             strategy=args.strategy, feed=args.feed, replay=args.replay, speed=args.speed,
-            interval=args.interval, seed=args.seed))
+            interval=args.interval, seed=args.seed, kite_mode=args.kite_mode))
         return 0
     if args.command == "operator":
         from alphaspt.operator.main import run as run_operator

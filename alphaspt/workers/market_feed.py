@@ -1,4 +1,10 @@
-"""Market feed: a mock market or a CSV replay → market.ticks (key: symbol).
+"""Market feed: a mock market, a CSV replay or Zerodha Kite's ticker → market.ticks (key:
+symbol).
+
+The ``kite`` kind runs the real ``kiteconnect.KiteTicker`` (its Twisted reactor in this
+process, see ``alphaspt.feeds.kite``) with the watchdog; an instrument set beyond Kite's
+limits (3 connections x 3,000) is refused at start (the worker exits with that line) and on
+a change (logged; the previous subscriptions stay).
 
 Subscribes to the union of the instruments of the configured strategies (PostgreSQL) and
 follows changes to it: a CONFIG_CHANGED notice on ``control.commands`` reloads the set.
@@ -18,15 +24,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any, Literal
 
 from confluent_kafka import Consumer
+from kiteconnect import KiteConnect
 
 from alphaspt.core.config import Settings
 from alphaspt.core.events import Codec, Command, Control, DecodeError, Tick, Topics
 from alphaspt.core.health import Health
 from alphaspt.core.streaming import EventProducer
 from alphaspt.core.streaming.reader import read_tail
+from alphaspt.exceptions import InvalidConfiguration
 from alphaspt.feeds import MockFeed, MockFeedConfig, ReplayFeed, ReplayFormatError
+from alphaspt.feeds.kite import InstrumentCache, KiteFeed, KiteStream, StreamConfig
 from alphaspt.workers.common import ConfigSource
 
 log = logging.getLogger(__name__)
@@ -35,7 +45,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class FeedConfig:
     kind: str = "mock"
-    """``mock`` or ``replay``."""
+    """``mock``, ``replay`` or ``kite``."""
     replay_path: Path | None = None
     speed: float | None = None
     """Replay pacing: real time x speed; ``None`` as fast as possible."""
@@ -44,6 +54,10 @@ class FeedConfig:
     seed: int | None = None
     """Mock: ``None`` seeds from the clock, so a restarted feed never repeats ids."""
     volatility: float = 0.0008
+    kite_mode: Literal["quote", "full"] = "quote"
+    """Kite: streaming mode (``full`` adds depth, i.e. bid/ask, and exchange timestamps)."""
+    kite_watchdog: Literal["market-hours", "always", "off"] = "market-hours"
+    kite_stall_timeout_s: float = 5.0
 
 
 class MarketFeed:
@@ -105,6 +119,8 @@ class MarketFeed:
         """Ticks of the configured instruments; ``None`` while idle (to check for stop)."""
         if self.config.kind == "replay":
             yield from self._replay()
+        elif self.config.kind == "kite":
+            yield from self._kite()
         else:
             yield from self._mock()
 
@@ -119,6 +135,33 @@ class MarketFeed:
             self.producer.flush()
             time.sleep(self.config.interval_s)
             yield None
+
+    def _kite(self) -> Iterator[Tick | None]:
+        kite = self.settings.kite
+        token = kite.access_token().get_secret_value()
+
+        def fetch(exchange: str) -> list[dict[str, Any]]:
+            records: list[dict[str, Any]] = KiteConnect(
+                kite.api_key, root=kite.api_root).instruments(exchange)
+            return records
+
+        feed = KiteFeed(KiteStream(StreamConfig(
+            api_key=kite.api_key, ticker_root=kite.ticker_root, mode=self.config.kite_mode,
+            watchdog=self.config.kite_watchdog,
+            stall_timeout_s=self.config.kite_stall_timeout_s), token),
+            InstrumentCache(kite.instruments_dir, fetch))
+        feed.set_symbols(self.instruments)
+        try:
+            while self._running:
+                if self._poll_control():
+                    try:
+                        feed.set_symbols(self.instruments)
+                    except InvalidConfiguration as exc:
+                        log.error("instrument change refused: %s", exc)
+                yield from feed.poll(0.2)
+                yield None
+        finally:
+            feed.close()
 
     def _replay(self) -> Iterator[Tick | None]:
         if self.config.replay_path is None:

@@ -1,0 +1,219 @@
+"""The real kiteconnect KiteTicker (in its own process, through our feed's KiteStream)
+against the simulator's ticker route: modes, the silent-stall watchdog, the limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from alphaspt.kite_sim.instruments import nse_equities, nse_index
+from alphaspt.kite_sim.ticker import TickerConfig
+from tests.support.kite_sim_server import SimServer
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[3]
+SYMBOLS = ("INFY", "TCS", "RELIANCE")
+INSTRUMENTS = [*nse_equities(SYMBOLS), nse_index("NIFTY 50")]
+TOKENS = [i.instrument_token for i in INSTRUMENTS]
+ACCESS_TOKEN = "acc-SECRET-5d1e"  # the simulator's token, asserted absent from logs
+
+
+class Client:
+    """The stream client subprocess; collects its JSON lines and its stderr."""
+
+    def __init__(self, sim: SimServer, mode: str, stall_timeout: float,
+                 tokens: list[int]) -> None:
+        self.ticks: list[tuple[float, dict[str, Any]]] = []
+        self.state: dict[str, Any] = {"opened": 0, "drops": 0}
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests/support/kite_stream_client.py"),
+             sim.ticker_root, "kitekey", ACCESS_TOKEN, mode, str(stall_timeout),
+             ",".join(map(str, tokens))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.stderr = ""
+        self._out = threading.Thread(target=self._read, daemon=True)
+        self._err = threading.Thread(target=self._read_err, daemon=True)
+        self._out.start()
+        self._err.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            item = json.loads(line)
+            if "tick" in item:
+                self.ticks.append((time.monotonic(), item["tick"]))
+            else:
+                self.state = item["state"]
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
+
+    def wait(self, what: str, cond: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert self.proc.poll() is None, f"client died: {self.stderr}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    def tokens_since(self, since: float) -> set[int]:
+        return {t["instrument_token"] for at, t in list(self.ticks) if at >= since}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self._err.join(5)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    with SimServer(INSTRUMENTS, TickerConfig(interval_s=0.2),
+                   authorize=lambda key, token: (key, token) == ("kitekey", ACCESS_TOKEN)
+                   ) as server:
+        yield server
+
+
+@pytest.fixture
+def client(sim: SimServer) -> Iterator[Callable[..., Client]]:
+    started: list[Client] = []
+
+    def start(mode: str, stall_timeout: float = 5.0, tokens: list[int] = TOKENS) -> Client:
+        c = Client(sim, mode, stall_timeout, tokens)
+        started.append(c)
+        return c
+
+    yield start
+    for c in started:
+        c.stop()
+
+
+@pytest.mark.parametrize("mode", ["quote", "full"])
+def test_subscribed_instruments_tick_in_the_mode_asked(
+        sim: SimServer, client: Callable[..., Client], mode: str) -> None:
+    c = client(mode)
+    c.wait("ticks of every instrument", lambda: c.tokens_since(0) == set(TOKENS)
+           and len(c.ticks) >= 5 * len(TOKENS))
+    assert sim.hub.subscribed() == [dict.fromkeys(TOKENS, mode)]
+    index_token = TOKENS[-1]
+
+    def matches(tick: dict[str, Any], q: Any) -> bool:
+        same = (tick["last_price"] == q.last_price and tick["ohlc"] == {
+            "open": q.open, "high": q.high, "low": q.low, "close": q.close})
+        if tick["tradable"]:
+            same = same and (tick["volume_traded"], tick["last_traded_quantity"],
+                             tick["average_traded_price"]) == (
+                q.volume, q.last_quantity, q.average_price)
+        if mode == "full":
+            same = same and tick["exchange_timestamp"] == q.exchange_timestamp
+            if tick["tradable"]:
+                same = same and tick["depth"]["buy"] == [
+                    {"price": b.price, "quantity": b.quantity, "orders": b.orders}
+                    for b in q.bids] and tick["depth"]["sell"][0]["price"] == q.asks[0].price
+        return same
+
+    for _, tick in c.ticks[len(TOKENS):]:  # after the first snapshot, in the asked mode
+        assert tick["mode"] == mode
+        token = tick["instrument_token"]
+        assert tick["tradable"] is (token != index_token)
+        assert any(matches(tick, q) for q in sim.market.produced[token]), tick
+        if mode == "quote":
+            assert "depth" not in tick and "exchange_timestamp" not in tick
+    c.stop()
+    assert ACCESS_TOKEN not in c.stderr
+
+
+def test_a_silent_stall_reconnects_and_resubscribes_within_the_watchdog_interval(
+        sim: SimServer, client: Callable[..., Client]) -> None:
+    stall_timeout = 2.0
+    c = client("full", stall_timeout)
+    c.wait("ticks", lambda: c.tokens_since(0) == set(TOKENS))
+    assert sim.hub.accepted == 1
+    assert sim.hub.stall() == 1  # the connection stays open and goes silent
+    stalled = time.monotonic()
+    c.wait("the watchdog's reconnect", lambda: sim.hub.accepted == 2, timeout=30)
+    reconnected = time.monotonic() - stalled
+    c.wait("ticks of every instrument again", lambda: c.tokens_since(stalled + 0.5)
+           == set(TOKENS), timeout=30)
+    resumed = time.monotonic() - stalled
+    # silence noticed after stall_timeout (checked every 0.5 s); Twisted's first retry
+    # after ~1.4 s; generous slack for a loaded machine, but far below "never"
+    assert stall_timeout <= reconnected < stall_timeout + 0.5 + 1.4 + 6, reconnected
+    assert resumed < reconnected + 5
+    c.wait("the client's count", lambda: c.state["drops"] == 1 and c.state["opened"] == 2)
+    open_now = sim.hub.subscribed()
+    assert dict.fromkeys(TOKENS, "full") in open_now  # re-subscribed, with its mode
+    assert sim.hub.subscribe_messages == 2
+    c.stop()
+    assert "no frame for" in c.stderr and ACCESS_TOKEN not in c.stderr
+
+
+def test_no_watchdog_reconnect_while_only_heartbeats_arrive() -> None:
+    # one snapshot, then a market step only every 60 s: the 1-byte heartbeats (every
+    # 0.3 s) are the only frames, and they keep the connection alive
+    with SimServer(INSTRUMENTS, TickerConfig(interval_s=60, heartbeat_s=0.3)) as quiet:
+        c = Client(quiet, "quote", 1.0, TOKENS)
+        try:
+            c.wait("the snapshot", lambda: c.tokens_since(0) == set(TOKENS))
+            time.sleep(4.0)
+            assert c.state["drops"] == 0 and quiet.hub.accepted == 1
+            assert len(c.ticks) <= 2 * len(TOKENS)  # the subscribe and mode snapshots
+        finally:
+            c.stop()
+
+
+async def test_upgrade_refused_for_a_bad_token_and_a_fourth_connection(
+        sim: SimServer) -> None:
+    url = sim.ticker_root
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as bad:
+            await http.ws_connect(f"{url}?api_key=kitekey&access_token=wrong")
+        assert bad.value.status == 403
+        good = f"{url}?api_key=kitekey&access_token={ACCESS_TOKEN}"
+        sockets = [await http.ws_connect(good) for _ in range(3)]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as fourth:
+            await http.ws_connect(good)
+        assert fourth.value.status == 429
+        ws = sockets[0]
+        await ws.send_str(json.dumps({"a": "subscribe", "v": list(range(257, 257 + 3005))}))
+        error = await _next_text(ws)
+        assert error == {"type": "error", "data": "5 instruments not subscribed: at most "
+                                                  "3000 instruments per connection"}
+        assert len(sim.hub.subscribed()[0]) == 3000
+        await ws.send_str("{not json")
+        assert (await _next_text(ws))["type"] == "error"
+        sim.hub.push_order_update({"order_id": "1", "status": "OPEN"})
+        assert await _next_text(sockets[1]) == {"type": "order",
+                                                "data": {"order_id": "1", "status": "OPEN"}}
+        for s in sockets:
+            await s.close()
+
+
+async def test_order_update_faults_drop_and_reorder(sim: SimServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{sim.ticker_root}?api_key=kitekey&access_token={ACCESS_TOKEN}")
+        sim.hub.drop_order_updates(1)
+        sim.hub.reorder_order_updates(3)
+        for n in range(4):
+            sim.hub.push_order_update({"order_id": str(n)})
+        got = [(await _next_text(ws))["data"]["order_id"] for _ in range(3)]
+        assert got == ["3", "2", "1"]  # "0" dropped, the next three newest first
+        await ws.close()
+
+
+async def _next_text(ws: aiohttp.ClientWebSocketResponse) -> Any:
+    while True:
+        msg = await ws.receive(timeout=10)
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            return json.loads(msg.data)
