@@ -86,10 +86,14 @@ class KiteFeed:
         self.by_token = by_token
 
     def poll(self, timeout: float) -> list[Tick]:
+        """Ticks in the configured mode. Others are dropped: a subscribe streams ``quote``
+        until the ``mode`` message lands, and a quote tick (stamped at receipt) ahead of
+        full ones (stamped by the exchange, earlier) would make them look stale."""
         out = []
+        mode = self.stream.config.mode
         for raw in self.stream.get(timeout):
             inst = self.by_token.get(raw.get("instrument_token", -1))
-            if inst is not None:  # an unsubscribed token's last packets
+            if inst is not None and raw.get("mode") == mode:  # not an unsubscribed token's
                 out.append(to_tick(raw, inst))
         return out
 
