@@ -223,11 +223,18 @@ class KiteStream:
                                     "(%d so far)", self.dropped)
 
         def on_close(ws: KiteTicker, code: int | None, reason: Any) -> None:
-            if not self._closed:
+            if not self._closed and self.failed is None:
                 log.warning("kite ticker connection %d closed (%s); reconnecting",
                             conn.index, code)
 
         def on_error(ws: KiteTicker, code: int | None, reason: Any) -> None:
+            if "(403" in str(reason):  # the upgrade refused: expired or invalid token
+                self.failed = ("Kite refused the ticker's access token (HTTP 403): it "
+                               "expired (06:00 IST) or is invalid; log in again "
+                               "(alphaspt kite login)")
+                ws.stop_retry()
+                log.error("kite ticker connection %d: %s", conn.index, self.failed)
+                return
             log.warning("kite ticker connection %d error: %s %s", conn.index, code, reason)
 
         def on_noreconnect(ws: KiteTicker) -> None:

@@ -32,14 +32,17 @@ class Client:
     """The stream client subprocess; collects its JSON lines and its stderr."""
 
     def __init__(self, sim: SimServer, mode: str, stall_timeout: float,
-                 tokens: list[int]) -> None:
+                 tokens: list[int], later: list[int] | None = None,
+                 access_token: str = ACCESS_TOKEN) -> None:
         self.ticks: list[tuple[float, dict[str, Any]]] = []
         self.state: dict[str, Any] = {"opened": 0, "drops": 0}
+        self.switched: float | None = None
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "tests/support/kite_stream_client.py"),
-             sim.ticker_root, "kitekey", ACCESS_TOKEN, mode, str(stall_timeout),
-             ",".join(map(str, tokens))],
+             sim.ticker_root, "kitekey", access_token, mode, str(stall_timeout),
+             ",".join(map(str, tokens)),
+             *([] if later is None else [",".join(map(str, later))])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.stderr = ""
         self._out = threading.Thread(target=self._read, daemon=True)
@@ -53,6 +56,8 @@ class Client:
             item = json.loads(line)
             if "tick" in item:
                 self.ticks.append((time.monotonic(), item["tick"]))
+            elif "switched" in item:
+                self.switched = time.monotonic()
             else:
                 self.state = item["state"]
 
@@ -88,8 +93,9 @@ def sim() -> Iterator[SimServer]:
 def client(sim: SimServer) -> Iterator[Callable[..., Client]]:
     started: list[Client] = []
 
-    def start(mode: str, stall_timeout: float = 5.0, tokens: list[int] = TOKENS) -> Client:
-        c = Client(sim, mode, stall_timeout, tokens)
+    def start(mode: str, stall_timeout: float = 5.0, tokens: list[int] = TOKENS,
+              **kwargs: Any) -> Client:
+        c = Client(sim, mode, stall_timeout, tokens, **kwargs)
         started.append(c)
         return c
 
@@ -170,6 +176,34 @@ def test_no_watchdog_reconnect_while_only_heartbeats_arrive() -> None:
             assert len(c.ticks) <= 2 * len(TOKENS)  # the subscribe and mode snapshots
         finally:
             c.stop()
+
+
+def test_instrument_changes_and_a_second_connection_beyond_3000(
+        sim: SimServer, client: Callable[..., Client]) -> None:
+    unknown = list(range(10_001 * 256 + 1, 12_999 * 256 + 1, 256))  # 2,998 not listed
+    first = [*TOKENS[:2], *unknown[:2997]]  # 2,999: one connection
+    later = [*TOKENS[1:], *unknown]  # drops one, adds three: 3,001, a second connection
+    c = client("quote", later=later, tokens=first)
+    c.wait("the switch", lambda: c.switched is not None)
+    assert c.switched is not None
+    # the first connection fills up to 3,000, the one left over opens a second
+    c.wait("both connections subscribed",
+           lambda: sorted(len(s) for s in sim.hub.subscribed()) == [1, 3000])
+    assert set().union(*sim.hub.subscribed()) == set(later)
+    c.wait("ticks of the instruments kept and added",
+           lambda: c.tokens_since(c.switched + 1.0) == set(TOKENS[1:]))  # type: ignore[operator]
+    time.sleep(1.0)
+    assert c.tokens_since(c.switched + 1.0) == set(TOKENS[1:])  # none of the dropped one
+
+
+def test_an_expired_token_stops_the_stream_with_a_clear_reason(
+        sim: SimServer, client: Callable[..., Client]) -> None:
+    c = client("quote", access_token="expired-token")
+    c.wait("the failure", lambda: "failed" in c.state)
+    assert "HTTP 403" in c.state["failed"] and "log in again" in c.state["failed"]
+    assert sim.hub.refused == {403: 1}  # no retry loop against a refused token
+    time.sleep(3)
+    assert sim.hub.refused == {403: 1} and sim.hub.accepted == 0
 
 
 async def test_upgrade_refused_for_a_bad_token_and_a_fourth_connection(
