@@ -251,3 +251,31 @@ async def _next_text(ws: aiohttp.ClientWebSocketResponse) -> Any:
         msg = await ws.receive(timeout=10)
         if msg.type is aiohttp.WSMsgType.TEXT:
             return json.loads(msg.data)
+
+
+def test_the_real_client_receives_order_updates_dropped_and_reordered_as_armed(
+        sim: SimServer) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests/support/kite_order_client.py"), sim.ticker_root,
+         "kitekey", ACCESS_TOKEN], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline()) == {"connected": True}
+        deadline = time.monotonic() + 10
+        while not sim.hub.connections:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        update = {"order_id": "1953341975595868160", "status": "COMPLETE", "tag": "AP01",
+                  "filled_quantity": 5, "order_timestamp": "2026-12-02 10:00:00"}
+        sim.hub.push_order_update(update)
+        assert json.loads(proc.stdout.readline()) == {"order": update}
+        sim.hub.drop_order_updates(1)
+        sim.hub.reorder_order_updates(2)
+        for n in range(3):
+            sim.hub.push_order_update({**update, "order_id": str(n)})
+        got = [json.loads(proc.stdout.readline())["order"]["order_id"] for _ in range(2)]
+        assert got == ["2", "1"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
