@@ -273,18 +273,21 @@ class TickerHub:
         if not self._authorize(api_key, token):
             self.refused[403] = self.refused.get(403, 0) + 1
             return web.Response(status=403, text="Invalid `api_key` or `access_token`.")
-        if sum(c.api_key == api_key for c in self.connections) >= self.config.max_connections:
-            self.refused[429] = self.refused.get(429, 0) + 1
-            return web.Response(status=429, text="Too many connections")
         ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
         conn = _Connection(api_key, ws, asyncio.Queue(self.config.max_queued))
-        with self._lock:
+        with self._lock:  # the slot is taken before the handshake's await
+            if sum(c.api_key == api_key
+                   for c in self.connections) >= self.config.max_connections:
+                self.refused[429] = self.refused.get(429, 0) + 1
+                return web.Response(status=429, text="Too many connections")
             conn.silent = self._stall_new
             self.connections.append(conn)
-            self.accepted += 1
-        writer = asyncio.ensure_future(self._write(conn))
+        writer: asyncio.Future[None] | None = None
         try:
+            await ws.prepare(request)
+            with self._lock:
+                self.accepted += 1
+            writer = asyncio.ensure_future(self._write(conn))
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
                     self._control(conn, msg.data)
@@ -294,9 +297,10 @@ class TickerHub:
             with self._lock:
                 if conn in self.connections:
                     self.connections.remove(conn)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
         return ws
 
     async def _write(self, conn: _Connection) -> None:

@@ -214,13 +214,19 @@ class KiteStream:
             received = time.time_ns()
             for tick in ticks:
                 tick["received_ns"] = received
-                try:
-                    self._queue.put_nowait(tick)
-                except queue.Full:
-                    self.dropped += 1
-                    if self.dropped % 1000 == 1:
-                        log.warning("kite ticks dropped: the consumer is behind "
-                                    "(%d so far)", self.dropped)
+                while True:
+                    try:
+                        self._queue.put_nowait(tick)
+                        break
+                    except queue.Full:  # keep the freshest: drop the oldest
+                        try:
+                            self._queue.get_nowait()
+                        except queue.Empty:
+                            continue
+                        self.dropped += 1
+                        if self.dropped % 1000 == 1:
+                            log.warning("kite ticks dropped: the consumer is behind "
+                                        "(%d so far)", self.dropped)
 
         def on_close(ws: KiteTicker, code: int | None, reason: Any) -> None:
             if not self._closed and self.failed is None:
