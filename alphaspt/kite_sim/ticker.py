@@ -85,6 +85,22 @@ class _Connection:
     last_sent: float = field(default_factory=time.monotonic)
 
 
+def _frames(subs: dict[int, Mode], quote_of: Callable[[int], Quote | None]) -> list[bytes]:
+    """Binary frames with one packet per subscribed token that has a quote."""
+    packets = []
+    for token, mode in subs.items():
+        quote = quote_of(token)
+        if quote is not None:
+            packets.append(encode_packet(quote, mode))
+    return [encode_frame(packets[i:i + MAX_FRAME_PACKETS])
+            for i in range(0, len(packets), MAX_FRAME_PACKETS)]
+
+
+def _encode_all(subs: list[tuple[_Connection, dict[int, Mode]]],
+                quotes: dict[int, Quote]) -> list[tuple[_Connection, list[bytes]]]:
+    return [(conn, _frames(tokens, quotes.get)) for conn, tokens in subs]
+
+
 def _error(text: str) -> str:
     return json.dumps({"type": "error", "data": text})
 
@@ -217,16 +233,11 @@ class TickerHub:
             if api_key is None or conn.api_key == api_key:
                 self._send(conn, text)
 
-    def _frame(self, conn: _Connection, tokens: list[int],
-               quotes: dict[int, Quote] | None = None) -> None:
-        packets = []
-        for token in tokens:
-            quote = quotes.get(token) if quotes is not None else self.market.quote(token)
-            mode = conn.tokens.get(token)
-            if quote is not None and mode is not None:
-                packets.append(encode_packet(quote, mode))
-        for start in range(0, len(packets), MAX_FRAME_PACKETS):
-            self._send(conn, encode_frame(packets[start:start + MAX_FRAME_PACKETS]))
+    def _frame(self, conn: _Connection, tokens: list[int]) -> None:
+        """Send a snapshot of ``tokens`` (their latest quotes) in their modes."""
+        subs = {t: conn.tokens[t] for t in tokens if t in conn.tokens}
+        for frame in _frames(subs, self.market.quote):
+            self._send(conn, frame)
 
     def _control(self, conn: _Connection, text: str) -> None:
         try:
@@ -322,10 +333,15 @@ class TickerHub:
             now = time.monotonic()
             if now >= next_step:
                 next_step = now + cfg.interval_s
-                quotes = self.market.step()
-                for conn in list(self.connections):
-                    if conn.tokens:
-                        self._frame(conn, list(conn.tokens), quotes)
+                # stepping and encoding thousands of instruments takes a while: off the
+                # event loop, so handshakes, control messages and order updates go on
+                quotes = await asyncio.to_thread(self.market.step)
+                subs = [(c, dict(c.tokens)) for c in list(self.connections)
+                        if c.tokens and not c.silent]
+                encoded = await asyncio.to_thread(_encode_all, subs, quotes)
+                for conn, frames in encoded:
+                    for frame in frames:
+                        self._send(conn, frame)
             for conn in list(self.connections):
                 if time.monotonic() - conn.last_sent >= cfg.heartbeat_s:
                     self._send(conn, HEARTBEAT)
