@@ -22,8 +22,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from alphaspt.exceptions import InvalidConfiguration
-
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -147,42 +145,25 @@ class OperatorConfig(BaseModel):
     """Liveness endpoint ``http://0.0.0.0:PORT/healthz``; ``None`` disables it."""
 
 
-class KiteSettings(BaseModel):
-    """Zerodha Kite Connect: where its REST API and ticker live, and the daily session.
+class KiteConfig(BaseModel):
+    """Zerodha Kite Connect: where its REST API and ticker live, and the day's session.
 
     The roots default to Kite's; point them at any Kite-protocol server (the simulator)
-    with ``ALPHASPT_KITE__API_ROOT`` / ``ALPHASPT_KITE__TICKER_ROOT``. The access token is
-    never a setting: it is read from ``access_token_file`` (written by the daily login, mode
-    0600, or a mounted Secret).
+    with ``ALPHASPT_KITE__API_ROOT`` / ``ALPHASPT_KITE__TICKER_ROOT``. The access token comes
+    from the environment (``ALPHASPT_KITE__ACCESS_TOKEN``, a Kubernetes Secret's key) or
+    from ``token_file`` (JSON ``{"access_token": …, "expires_at": …}``, mode 0600, written by
+    the daily login); it is never logged.
     """
 
     model_config = _FROZEN
 
-    api_key: str = ""
     api_root: str = "https://api.kite.trade"
     ticker_root: str = "wss://ws.kite.trade"
-    access_token_file: Path | None = None
+    api_key: str | None = None
+    access_token: SecretStr | None = None
+    token_file: Path | None = None
     instruments_dir: Path = Path(".alphaspt/kite")
     """Where the day's instrument dump is cached (one file per exchange, today's only)."""
-
-    def access_token(self) -> SecretStr:
-        """The day's access token; :class:`InvalidConfiguration` saying what to do if absent."""
-        if not self.api_key:
-            raise InvalidConfiguration("ALPHASPT_KITE__API_KEY is not set")
-        if self.access_token_file is None:
-            raise InvalidConfiguration(
-                "ALPHASPT_KITE__ACCESS_TOKEN_FILE is not set; run `alphaspt kite login`")
-        try:
-            token = self.access_token_file.read_text().strip()
-        except OSError as exc:
-            raise InvalidConfiguration(
-                f"cannot read the Kite access token file {self.access_token_file} "
-                f"({exc.strerror}); run `alphaspt kite login`") from None
-        if not token:
-            raise InvalidConfiguration(
-                f"the Kite access token file {self.access_token_file} is empty; "
-                "run `alphaspt kite login`")
-        return SecretStr(token)
 
 
 class Settings(BaseSettings):
@@ -208,7 +189,7 @@ class Settings(BaseSettings):
     metrics: MetricsConfig = MetricsConfig()
     local: LocalConfig = LocalConfig()
     operator: OperatorConfig = OperatorConfig()
-    kite: KiteSettings = KiteSettings()
+    kite: KiteConfig = KiteConfig()
 
     @classmethod
     def settings_customise_sources(

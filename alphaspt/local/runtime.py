@@ -319,21 +319,8 @@ class LocalRuntime:
             "ALPHASPT_SETTINGS_FILE": os.environ.get("ALPHASPT_SETTINGS_FILE",
                                                      "config/settings.toml"),
             "PYTHONUNBUFFERED": "1",
-            **self._kite_env(),
         })
         env.update(extra)
-        return env
-
-    def _kite_env(self) -> dict[str, str]:
-        """Kite's settings for the workers (``--feed kite``); paths made absolute. The
-        access token itself stays in its file."""
-        kite = self.settings.kite
-        env = {"ALPHASPT_KITE__API_KEY": kite.api_key,
-               "ALPHASPT_KITE__API_ROOT": kite.api_root,
-               "ALPHASPT_KITE__TICKER_ROOT": kite.ticker_root,
-               "ALPHASPT_KITE__INSTRUMENTS_DIR": str(kite.instruments_dir.resolve())}
-        if kite.access_token_file is not None:
-            env["ALPHASPT_KITE__ACCESS_TOKEN_FILE"] = str(kite.access_token_file.resolve())
         return env
 
     def _start_workers(self, desired: Plan) -> None:

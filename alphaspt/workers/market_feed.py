@@ -36,7 +36,13 @@ from alphaspt.core.streaming import EventProducer
 from alphaspt.core.streaming.reader import read_tail
 from alphaspt.exceptions import InvalidConfiguration
 from alphaspt.feeds import MockFeed, MockFeedConfig, ReplayFeed, ReplayFormatError
-from alphaspt.feeds.kite import InstrumentCache, KiteFeed, KiteStream, StreamConfig
+from alphaspt.feeds.kite import (
+    InstrumentCache,
+    KiteFeed,
+    KiteStream,
+    StreamConfig,
+    feed_credentials,
+)
 from alphaspt.workers.common import ConfigSource
 
 log = logging.getLogger(__name__)
@@ -138,15 +144,15 @@ class MarketFeed:
 
     def _kite(self) -> Iterator[Tick | None]:
         kite = self.settings.kite
-        token = kite.access_token().get_secret_value()
+        api_key, token = feed_credentials(kite)
 
         def fetch(exchange: str) -> list[dict[str, Any]]:
             records: list[dict[str, Any]] = KiteConnect(
-                kite.api_key, root=kite.api_root).instruments(exchange)
+                api_key, root=kite.api_root).instruments(exchange)
             return records
 
         feed = KiteFeed(KiteStream(StreamConfig(
-            api_key=kite.api_key, ticker_root=kite.ticker_root, mode=self.config.kite_mode,
+            api_key=api_key, ticker_root=kite.ticker_root, mode=self.config.kite_mode,
             watchdog=self.config.kite_watchdog,
             stall_timeout_s=self.config.kite_stall_timeout_s), token),
             InstrumentCache(kite.instruments_dir, fetch))

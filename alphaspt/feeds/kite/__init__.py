@@ -3,6 +3,7 @@ instrument tokens from the daily instrument dump, ticks as ``Tick`` events."""
 
 from alphaspt.feeds.kite.feed import KiteFeed, to_tick
 from alphaspt.feeds.kite.instruments import InstrumentCache, KiteInstrument, dump_day
+from alphaspt.feeds.kite.session import feed_credentials
 from alphaspt.feeds.kite.stream import (
     MAX_CONNECTIONS,
     MAX_TOKENS_PER_CONNECTION,
@@ -21,6 +22,7 @@ __all__ = [
     "KiteStream",
     "StreamConfig",
     "dump_day",
+    "feed_credentials",
     "nse_market_hours",
     "plan",
     "to_tick",

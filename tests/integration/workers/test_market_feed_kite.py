@@ -5,6 +5,7 @@ log line of the feed nor of the simulator."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -35,8 +36,8 @@ def test_kite_feed_process_puts_ticks_on_market_ticks(
     configure({"k": TradingStrategySpec(strategy="momentum",
                                         instruments=("WIPRO", "HCLTECH", "NOTLISTED"),
                                         risk_profile_ref="p")}, {"p": RiskProfileSpec()})
-    token_file = tmp_path / "access_token"
-    token_file.write_text(ACCESS_TOKEN + "\n")
+    token_file = tmp_path / "kite-token.json"  # as the daily login writes it
+    token_file.write_text(json.dumps({"access_token": ACCESS_TOKEN}))
     token_file.chmod(0o600)
     with SimServer(nse_equities(["WIPRO", "HCLTECH", "ITC"]), TickerConfig(interval_s=0.2),
                    authorize=lambda k, t: (k, t) == ("kitekey", ACCESS_TOKEN)) as sim:
@@ -48,7 +49,7 @@ def test_kite_feed_process_puts_ticks_on_market_ticks(
                "ALPHASPT_KITE__API_KEY": "kitekey",
                "ALPHASPT_KITE__API_ROOT": sim.api_root,
                "ALPHASPT_KITE__TICKER_ROOT": sim.ticker_root,
-               "ALPHASPT_KITE__ACCESS_TOKEN_FILE": str(token_file),
+               "ALPHASPT_KITE__TOKEN_FILE": str(token_file),
                "ALPHASPT_KITE__INSTRUMENTS_DIR": str(tmp_path / "instruments")}
         started = now_ns()
         log_path = tmp_path / "feed.log"

@@ -66,19 +66,3 @@ def test_missing_directory_says_what_to_do(capsys: pytest.CaptureFixture[str]) -
 def test_redact_hides_passwords(url: str, shown: str) -> None:
     assert redact(url) == shown
 
-
-def test_workers_get_kites_settings_with_absolute_paths(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from alphaspt.core.config import KiteSettings
-
-    monkeypatch.chdir(tmp_path)
-    runtime = LocalRuntime(Settings(kite=KiteSettings(
-        api_key="k", ticker_root="ws://127.0.0.1:9/ws",
-        access_token_file=Path("token"))), UpOptions(feed="kite"))
-    runtime.urls = {"kafka": "", "postgres": "", "redis": ""}
-    env = runtime._child_env()
-    assert env["ALPHASPT_KITE__API_KEY"] == "k"
-    assert env["ALPHASPT_KITE__TICKER_ROOT"] == "ws://127.0.0.1:9/ws"
-    assert env["ALPHASPT_KITE__API_ROOT"] == "https://api.kite.trade"
-    assert env["ALPHASPT_KITE__ACCESS_TOKEN_FILE"] == str(tmp_path / "token")
-    assert env["ALPHASPT_KITE__INSTRUMENTS_DIR"] == str(tmp_path / ".alphaspt/kite")
