@@ -1,8 +1,10 @@
 """The simulator's ticker WebSocket: what ``kiteconnect.KiteTicker`` connects to.
 
-``add_ticker_routes(app, market)`` serves ``GET /ws?api_key=…&access_token=…`` (point the
-client's ``root`` at ``ws://host:port/ws``) and returns the :class:`TickerHub` that tests
-and the order book drive. Faithful to ``/work/shared/kite-protocol.md`` §5:
+``add_ticker_routes(app, market)`` serves ``GET /?api_key=…&access_token=…`` like
+``wss://ws.kite.trade`` (point the client's ``root`` at ``ws://host:port``; another
+``TickerConfig.path`` such as ``/ws`` gives ``ws://host:port/ws``) and returns the
+:class:`TickerHub` that tests and the order book drive. Faithful to
+``/work/shared/kite-protocol.md`` §5:
 
 - upgrade refused with HTTP 403 for a missing or rejected token, 429 for a connection
   beyond ``max_connections`` (3) per api_key;
@@ -59,7 +61,7 @@ class QuoteSource(Protocol):
 
 @dataclass(frozen=True)
 class TickerConfig:
-    path: str = "/ws"
+    path: str = "/"
     interval_s: float = 1.0
     """Seconds between market steps (Kite: about one packet a second per instrument)."""
     heartbeat_s: float = 1.0

@@ -56,7 +56,8 @@ class SimServer:
 
     @property
     def ticker_root(self) -> str:
-        return f"ws://127.0.0.1:{self.port}{self.hub.config.path}"
+        path = self.hub.config.path
+        return f"ws://127.0.0.1:{self.port}{'' if path == '/' else path}"
 
     def __enter__(self) -> SimServer:
         self._thread.start()

@@ -79,7 +79,7 @@ def test_kite_feed_process_puts_ticks_on_market_ticks(
     assert (tmp_path / "instruments").is_dir()
     assert ACCESS_TOKEN not in log_text
     assert ACCESS_TOKEN not in caplog.text  # the simulator's own logs (access log too)
-    assert "GET /ws 101" in caplog.text  # logged, without its query string
+    assert "GET / 101" in caplog.text  # logged, without its query string
 
 
 def _wait_for_ticks(settings: Settings, since: int, proc: subprocess.Popen[bytes],
