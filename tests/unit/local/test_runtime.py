@@ -65,4 +65,3 @@ def test_missing_directory_says_what_to_do(capsys: pytest.CaptureFixture[str]) -
 ])
 def test_redact_hides_passwords(url: str, shown: str) -> None:
     assert redact(url) == shown
-
