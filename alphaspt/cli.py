@@ -6,7 +6,7 @@
     alphaspt api
     alphaspt migrate
     alphaspt kite login [--listen PORT | --request-token T] [--secret NAME]
-    alphaspt kite-sim [--port P] [--redirect-url URL]
+    alphaspt kite-sim [--port P] [--redirect-url URL] [--symbols A,B,...]
 
 Settings come from the environment (``ALPHASPT_...``) and ``config/settings.toml``; this
 is the only module that reads them.
@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--interval", type=float, default=0.25,
                         help="market-feed mock: seconds between rounds of ticks")
     worker.add_argument("--seed", type=int, default=None, help="market-feed mock: seed")
+    worker.add_argument("--kite-mode", choices=("quote", "full"), default="quote",
+                        help="market-feed kite: streaming mode (full adds depth: bid/ask)")
 
     sub.add_parser("operator", help="run the Kubernetes operator")
     sub.add_parser("api", help="run the read API and dashboard")
@@ -65,12 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=0, help="0: a free port")
     sim.add_argument("--redirect-url", default=None,
                      help="where its /connect/login sends the request token")
+    sim.add_argument("--symbols", default="RELIANCE,TCS,INFY,HDFCBANK,SBIN",
+                     help="NSE equities in its instruments dump and on its ticker "
+                          "(comma-separated; empty: REST only)")
     return parser
 
 
 def _feed_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--feed", choices=("mock", "replay"), default="mock",
-                        help="market feed: seeded random walk or CSV replay")
+    parser.add_argument("--feed", choices=("mock", "replay", "kite"), default="mock",
+                        help="market feed: seeded random walk, CSV replay or Kite's ticker "
+                             "(ALPHASPT_KITE__* settings)")
     parser.add_argument("--replay", type=Path, default=None,
                         help="CSV of ticks: timestamp,symbol,price,quantity[,volume]")
     parser.add_argument("--speed", type=float, default=None,
@@ -108,7 +114,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         run_stage(args.stage, settings, WorkerOptions(
             strategy=args.strategy, feed=args.feed, replay=args.replay, speed=args.speed,
-            interval=args.interval, seed=args.seed))
+            interval=args.interval, seed=args.seed, kite_mode=args.kite_mode))
         return 0
     if args.command == "operator":
         from alphaspt.operator.main import run as run_operator
@@ -195,7 +201,8 @@ def _kite_sim(args: argparse.Namespace, settings: Settings) -> int:
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
-    sim = Simulator(Book(api_key, api_secret), redirect_url=args.redirect_url)
+    symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
+    sim = Simulator(Book(api_key, api_secret), redirect_url=args.redirect_url, symbols=symbols)
     with SimServer(sim, args.host, args.port) as server:
         print(f"API root     {server.api_root}   (ALPHASPT_KITE__API_ROOT)")
         print(f"ticker root  {server.ticker_root}   (ALPHASPT_KITE__TICKER_ROOT)")

@@ -168,6 +168,8 @@ class KiteConfig(BaseModel):
     ``ALPHASPT_KITE__ACCESS_TOKEN_EXPIRES``, written by ``alphaspt kite login``)."""
     token_file: Path | None = None
     """A JSON file of mode 0600 holding the access token and its expiry (``alphaspt up``)."""
+    instruments_dir: Path = Path(".alphaspt/kite")
+    """Where the live feed caches the day's instruments dump (one file per exchange)."""
     timeout_s: float = Field(default=7.0, gt=0)
     """Per request (kiteconnect's default); a placement that times out is looked up by tag."""
     market_protection: float = Field(default=-1, ge=-1, le=100)

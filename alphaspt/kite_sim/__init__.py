@@ -1,5 +1,5 @@
-"""A Kite Connect v3 protocol simulator (REST here; the ticker WebSocket and the
-instruments dump join it in ``ticker``/``instruments``), for tests and ``alphaspt up
+"""A Kite Connect v3 protocol simulator (REST, the ticker WebSocket and the
+instruments dump), for tests and ``alphaspt up
 --kite-sim``. It speaks the wire protocol only: the Kite broker talks to it through the
 two root settings exactly as to ``api.kite.trade``.
 """

@@ -17,6 +17,9 @@ from aiohttp import web
 
 from alphaspt.kite_sim.book import Book, SimError, instrument_token
 from alphaspt.kite_sim.faults import Faults
+from alphaspt.kite_sim.instruments import add_instrument_routes, nse_equities
+from alphaspt.kite_sim.market import SimMarket
+from alphaspt.kite_sim.ticker import TickerConfig, TickerHub, add_ticker_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SIM_KEY: web.AppKey[Simulator] = web.AppKey("kite_sim")
@@ -30,6 +33,12 @@ class Simulator:
     redirect_url: str | None = None
     """The app's registered redirect URL: ``/connect/login`` sends the browser there with
     ``?request_token=...&action=login&status=success``."""
+    symbols: tuple[str, ...] = ()
+    """NSE equities listed in ``/instruments`` and streamed on the ticker (a random walk
+    whose prices the book also matches against). Empty: REST only."""
+    ticker: TickerConfig = field(default_factory=TickerConfig)
+    hub: TickerHub | None = None
+    """Set by :func:`build_app` when ``symbols`` are given (the ticker's test hooks)."""
 
 
 def ok(data: Any) -> web.Response:
@@ -206,9 +215,20 @@ def build_app(sim: Simulator) -> web.Application:
         web.get("/portfolio/holdings", holdings),
         web.get("/quote/ltp", ltp),
     ])
-    # ---- MERGE POINT (lead): the ticker side adds its routes here ------------------
-    #   add_ticker_routes(app, sim.book)       # KiteTicker WebSocket at "/", order
-    #                                          # updates via sim.book.listeners
-    #   add_instrument_routes(app, sim.book)   # GET /instruments[/:exchange] (CSV)
-    # ---------------------------------------------------------------------------------
+    if sim.symbols:
+        instruments = nse_equities(sim.symbols)
+        market = SimMarket(instruments)
+        market.listeners.append(sim.book.set_price)  # the book fills at the ticker's prices
+        add_instrument_routes(app, instruments)
+
+        def authorize(api_key: str, access_token: str) -> bool:
+            try:
+                sim.book.authorize(f"token {api_key}:{access_token}")
+            except SimError:
+                return False
+            return True
+
+        hub = add_ticker_routes(app, market, sim.ticker, authorize=authorize)
+        sim.book.listeners.append(lambda m: hub.push_order_update(m["data"]))
+        sim.hub = hub
     return app

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
+from alphaspt.kite_sim.instruments import mint_token
+
 IST: Final = timezone(timedelta(hours=5, minutes=30))
 VARIETIES: Final = frozenset({"regular", "amo", "co", "iceberg", "auction"})
 ORDER_TYPES: Final = frozenset({"MARKET", "LIMIT", "SL", "SL-M"})
@@ -481,9 +483,8 @@ class Book:
 
 
 def instrument_token(symbol: str) -> int:
-    """``exchange_token * 256 + segment`` (1 = NSE), deterministic per symbol."""
-    exchange_token = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:3], "big")
-    return exchange_token * 256 + 1
+    """The NSE token of ``symbol``: the instruments dump's rule (one formula for both)."""
+    return mint_token(symbol)
 
 
 def _position_row(exchange: str, symbol: str, product: str) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""Market feed: a mock market or a CSV replay → market.ticks (key: symbol).
+"""Market feed: a mock market, a CSV replay or Zerodha Kite's ticker → market.ticks (key:
+symbol).
+
+The ``kite`` kind runs the real ``kiteconnect.KiteTicker`` (its Twisted reactor in this
+process, see ``alphaspt.feeds.kite``) with the watchdog; an instrument set beyond Kite's
+limits (3 connections x 3,000) is refused at start (the worker exits with that line) and on
+a change (logged; the previous subscriptions stay).
 
 Subscribes to the union of the instruments of the configured strategies (PostgreSQL) and
 follows changes to it: a CONFIG_CHANGED notice on ``control.commands`` reloads the set.
@@ -19,15 +25,25 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
+from typing import Any, Literal
 
 from confluent_kafka import Consumer
+from kiteconnect import KiteConnect
 
 from alphaspt.core.config import Settings
 from alphaspt.core.events import Codec, Command, Control, DecodeError, Tick, Topics
 from alphaspt.core.health import Health
 from alphaspt.core.streaming import EventProducer
 from alphaspt.core.streaming.reader import read_tail
+from alphaspt.exceptions import InvalidConfiguration
 from alphaspt.feeds import MockFeed, MockFeedConfig, ReplayFeed, ReplayFormatError
+from alphaspt.feeds.kite import (
+    InstrumentCache,
+    KiteFeed,
+    KiteStream,
+    StreamConfig,
+    feed_credentials,
+)
 from alphaspt.feeds.mock import SessionClock
 from alphaspt.market import calendar_from, instruments_from
 from alphaspt.market.calendar import ist_datetime
@@ -39,7 +55,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class FeedConfig:
     kind: str = "mock"
-    """``mock`` or ``replay``."""
+    """``mock``, ``replay`` or ``kite``."""
     replay_path: Path | None = None
     speed: float | None = None
     """Replay pacing: real time x speed; ``None`` as fast as possible."""
@@ -48,6 +64,10 @@ class FeedConfig:
     seed: int | None = None
     """Mock: ``None`` seeds from the clock, so a restarted feed never repeats ids."""
     volatility: float = 0.0008
+    kite_mode: Literal["quote", "full"] = "quote"
+    """Kite: streaming mode (``full`` adds depth, i.e. bid/ask, and exchange timestamps)."""
+    kite_watchdog: Literal["market-hours", "always", "off"] = "market-hours"
+    kite_stall_timeout_s: float = 5.0
 
 
 class MarketFeed:
@@ -109,6 +129,8 @@ class MarketFeed:
         """Ticks of the configured instruments; ``None`` while idle (to check for stop)."""
         if self.config.kind == "replay":
             yield from self._replay()
+        elif self.config.kind == "kite":
+            yield from self._kite()
         else:
             yield from self._mock()
 
@@ -141,6 +163,33 @@ class MarketFeed:
         log.info("mock market on a simulated session clock from %s IST (%s)",
                  ist_datetime(clock()).strftime("%Y-%m-%d %H:%M:%S"), calendar.source)
         return clock
+
+    def _kite(self) -> Iterator[Tick | None]:
+        kite = self.settings.kite
+        api_key, token = feed_credentials(kite)
+
+        def fetch(exchange: str) -> list[dict[str, Any]]:
+            records: list[dict[str, Any]] = KiteConnect(
+                api_key, root=kite.api_root).instruments(exchange)
+            return records
+
+        feed = KiteFeed(KiteStream(StreamConfig(
+            api_key=api_key, ticker_root=kite.ticker_root, mode=self.config.kite_mode,
+            watchdog=self.config.kite_watchdog,
+            stall_timeout_s=self.config.kite_stall_timeout_s), token),
+            InstrumentCache(kite.instruments_dir, fetch))
+        feed.set_symbols(self.instruments)
+        try:
+            while self._running:
+                if self._poll_control():
+                    try:
+                        feed.set_symbols(self.instruments)
+                    except InvalidConfiguration as exc:
+                        log.error("instrument change refused: %s", exc)
+                yield from feed.poll(0.2)
+                yield None
+        finally:
+            feed.close()
 
     def _replay(self) -> Iterator[Tick | None]:
         if self.config.replay_path is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from alphaspt.brokers.base import Broker
 from alphaspt.brokers.kite import (
@@ -42,6 +43,7 @@ class WorkerOptions:
     speed: float | None = None
     interval: float = 0.25
     seed: int | None = None
+    kite_mode: Literal["quote", "full"] = "quote"
 
 
 def kite_broker(settings: Settings) -> Callable[[], Broker] | None:
@@ -74,7 +76,7 @@ def run_stage(stage: str, settings: Settings, options: WorkerOptions) -> None:
     if stage == "market-feed":
         feed = MarketFeed(settings, source, EventProducer(settings.kafka), FeedConfig(
             kind=options.feed, replay_path=options.replay, speed=options.speed,
-            interval_s=options.interval, seed=options.seed))
+            interval_s=options.interval, seed=options.seed, kite_mode=options.kite_mode))
         feed.health = health
         feed.install_signal_handlers()
         feed.run()
