@@ -19,8 +19,9 @@ def test_examples_parse_and_plan_two_strategies() -> None:
     kinds = sorted(m.kind for m in manifests)
     assert kinds == ["RiskProfile", "TradingStrategy", "TradingStrategy"]
     lines: list[str] = []
-    runtime = LocalRuntime(Settings(), UpOptions(), out=lines.append)
-    desired = runtime._plan(manifests)
+    runtime = LocalRuntime(Settings(), UpOptions(manifests=REPO / "examples"),
+                           out=lines.append)
+    desired = runtime._validate()
     assert {w.strategy for w in desired.workers} == {"momentum-demo", "mean-reversion-demo"}
     assert all(w.replicas == 1 for w in desired.workers)
 
