@@ -31,7 +31,6 @@ from alphaspt.core.views import StrategyView, TotalsView
 from alphaspt.exceptions import InfrastructureUnavailable, InvalidConfiguration
 from alphaspt.local.state import RunningUp, find_up, read_portfolio
 from alphaspt.operator.control import control_event
-from alphaspt.operator.kube import RISK_PROFILES, TRADING_STRATEGIES, load_configuration
 from alphaspt.operator.planning import RISK_PROFILE, TRADING_STRATEGY
 
 ISSUER = "alphaspt cli"
@@ -168,6 +167,8 @@ class KubeControl:
     def __init__(self, settings: Settings, out: Callable[[str], None] = print) -> None:
         from kubernetes import client
 
+        from alphaspt.operator.kube import load_configuration
+
         self.namespace = settings.namespace
         self.out = out
         try:
@@ -205,6 +206,8 @@ class KubeControl:
 
     def apply(self, orders: Sequence[Order]) -> list[str]:
         """Patch what each order means; returns what was patched."""
+        from alphaspt.operator.kube import RISK_PROFILES, TRADING_STRATEGIES
+
         unsupported = [o.command.value for o in orders
                        if o.command not in (Command.PAUSE, Command.RESUME, Command.KILL_SWITCH)]
         if unsupported:

@@ -381,14 +381,12 @@ class LocalRuntime:
 
     def _apply_changes(self, changes: Changes) -> None:
         """In the operator's order: stop trading first (KILL_SWITCH, PAUSE), then the rows
-        and CONFIG_CHANGED, then RESUME and the workers."""
+        and CONFIG_CHANGED, then RESUME, then the workers (stopping one waits for it)."""
         for profile, engaged in changes.kill_switch:
             if engaged:
                 self._announce(Command.KILL_SWITCH, RISK_PROFILE, profile, True)
         for name in changes.pause:
             self._announce(Command.PAUSE, TRADING_STRATEGY, name)
-        for worker_name in changes.stop:
-            self._stop_child(worker_name)
         if changes.topics:
             self._ensure_topics(changes.topics)
         asyncio.run(self._store(changes))
@@ -405,6 +403,8 @@ class LocalRuntime:
             self._announce(Command.RESUME, TRADING_STRATEGY, name)
         python = [sys.executable, "-m", "alphaspt"]
         logs = self.state_dir / "logs"
+        for worker_name in changes.stop:  # last: PAUSE has already stopped its trading
+            self._stop_child(worker_name)
         for worker in changes.restart:
             self._stop_child(worker.name)
         for worker in (*changes.restart, *changes.start):

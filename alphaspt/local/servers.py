@@ -88,11 +88,16 @@ def _quiet(line: str) -> None:
     """The default ``announce``: say nothing (test fixtures)."""
 
 
-def _open_tree_to_others(root: Path) -> None:
-    """Give other users read (and, where set for the owner, execute) access to a tree."""
+def _open_tree_to_others(root: Path) -> int:
+    """Give other users read (and, where set for the owner, execute) access to a tree;
+    returns how many files and directories changed."""
+    changed = 0
     for dirpath, _dirnames, filenames in os.walk(root):
         d = Path(dirpath)
-        d.chmod(d.stat().st_mode | stat.S_IROTH | stat.S_IXOTH)
+        mode = d.stat().st_mode
+        if mode & (stat.S_IROTH | stat.S_IXOTH) != stat.S_IROTH | stat.S_IXOTH:
+            d.chmod(mode | stat.S_IROTH | stat.S_IXOTH)
+            changed += 1
         for f in filenames:
             p = d / f
             if p.is_symlink():
@@ -101,6 +106,8 @@ def _open_tree_to_others(root: Path) -> None:
             extra = stat.S_IROTH | (stat.S_IXOTH if mode & stat.S_IXUSR else 0)
             if mode & extra != extra:
                 p.chmod(mode | extra)
+                changed += 1
+    return changed
 
 
 def _ensure_system_user(name: str, announce: Announce = _quiet) -> pwd.struct_passwd:
@@ -146,9 +153,11 @@ class EmbeddedPostgres(EmbeddedServer):
             _make_traversable(bin_dir, self.announce)
             marker = self.state_dir / ".pg-binaries-opened"
             if not marker.exists():
-                self.announce(f"root: chmod -R o+r {bin_dir.parent} (PostgreSQL's binaries, "
-                              f"for user {self.user})")
-                _open_tree_to_others(bin_dir.parent)
+                opened = _open_tree_to_others(bin_dir.parent)
+                if opened:
+                    self.announce(f"root: made {opened} files and directories of "
+                                  f"{bin_dir.parent} readable by others (PostgreSQL's "
+                                  f"binaries, for user {self.user})")
                 marker.touch()
             _make_traversable(self.state_dir, self.announce)
             self.data_dir.mkdir(exist_ok=True)
