@@ -363,19 +363,23 @@ class LocalRuntime:
                 self.out(f"refused   {message} (still running the last valid manifests)")
                 self._refused = message
             return
-        self._refused = None
         self._retry_follow = False
         assert self.running_plan is not None
         changes = diff(self.running_plan, desired)
         if changes.empty:
+            self._refused = None  # back to what runs
             return
         t0 = time.monotonic()
         try:
             self._apply_changes(changes)
         except Exception as exc:  # a server hiccup: the next look tries again
-            self.out(f"refused   could not apply the edit: {exc} (will retry)")
+            message = f"could not apply the edit: {exc}"
+            if message != self._refused:
+                self.out(f"refused   {message} (retrying every {self.options.follow_every:g} s)")
+                self._refused = message
             self._retry_follow = True
             return
+        self._refused = None
         self.running_plan = desired
         self.out(f"applied   {changes.describe()} in {time.monotonic() - t0:.2f} s")
 
