@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+# The operator tests' session fixtures (a kube-apiserver with the CRDs and a namespace).
 from tests.integration.operator.conftest import (  # noqa: F401 - fixtures used by name
     Kube,
     crds,
@@ -32,7 +33,8 @@ def cli(*args: str, kubeconfig: Path, ns: str) -> subprocess.CompletedProcess[st
 
 
 def test_pause_resume_and_kill_patch_the_resources(
-        kube: Kube, kube_server: KubeApiServer, namespace: str, tmp_path: Path) -> None:
+        kube: Kube, kube_server: KubeApiServer, namespace: str,  # noqa: F811 - fixtures
+        tmp_path: Path) -> None:
     ns = namespace
     kubeconfig = kube_server.write_kubeconfig(tmp_path / "kubeconfig")
     for profile in ("p1", "p2"):
