@@ -1,6 +1,10 @@
 """``alphaspt``: run the whole pipeline locally, or one component against configured servers.
 
+    alphaspt init DIR
     alphaspt up [-f DIR] [--for SECONDS] [--feed mock|replay ...] [--kite-sim]
+    alphaspt status [--json]
+    alphaspt pause NAME | resume NAME [--kube]
+    alphaspt kill [--flatten] [--off] [--kube]
     alphaspt worker STAGE [--strategy NAME] [...]
     alphaspt operator
     alphaspt api
@@ -15,27 +19,44 @@ is the only module that reads them.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from alphaspt.core.config import Settings, load_settings
-from alphaspt.exceptions import AlphasptError
+from alphaspt.exceptions import AlphasptError, InvalidConfiguration
 from alphaspt.workers import STAGES
+
+CONTROL_COMMANDS = ("pause", "resume", "kill")
+
+
+def version() -> str:
+    try:
+        return metadata.version("alphaspt")
+    except metadata.PackageNotFoundError:  # run from a clone without installing
+        return "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alphaspt", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"alphaspt {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    init = sub.add_parser("init", help="write the example manifests and a replay file to DIR")
+    init.add_argument("directory", type=Path, metavar="DIR")
+
     up = sub.add_parser("up", help="run everything locally on embedded servers")
-    up.add_argument("-f", "--manifests", type=Path, default=Path("examples"),
-                    help="directory (or file) of TradingStrategy/RiskProfile YAML")
+    up.add_argument("-f", "--manifests", type=Path, default=None,
+                    help="directory (or file) of TradingStrategy/RiskProfile YAML; followed "
+                         "while up runs (default: ./examples in a clone)")
     up.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS",
                     help="stop after this many seconds (default: until Ctrl-C)")
     up.add_argument("--kite-sim", action="store_true",
                     help="start the Kite-protocol simulator and trade the strategies Live on it")
     _feed_arguments(up)
+    _control_parsers(sub)
 
     worker = sub.add_parser("worker", help="run one stream stage")
     worker.add_argument("stage", choices=STAGES)
@@ -73,6 +94,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _control_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = sub.add_parser("status", help="strategies, positions, P&L and worker health of "
+                                           "the running alphaspt up")
+    status.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    for name, what in (("pause", "stop a strategy opening orders"),
+                       ("resume", "let a paused strategy trade again")):
+        cmd = sub.add_parser(name, help=what)
+        cmd.add_argument("name", metavar="NAME", help="the TradingStrategy's name")
+        cmd.add_argument("--kube", action="store_true",
+                         help="patch the custom resource in the cluster instead")
+    kill = sub.add_parser("kill", help="engage the kill switch: no new risk anywhere")
+    kill.add_argument("--flatten", action="store_true",
+                      help="also square off every open position")
+    kill.add_argument("--off", action="store_true", help="release the kill switch")
+    kill.add_argument("--kube", action="store_true",
+                      help="patch killSwitch of every RiskProfile in the cluster instead")
+
+
 def _feed_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feed", choices=("mock", "replay", "kite"), default="mock",
                         help="market feed: seeded random walk, CSV replay or Kite's ticker "
@@ -88,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         # `up` talks to the user through its own lines; its workers log to files.
-        level = "WARNING" if args.command == "up" else settings.log_level.upper()
+        level = "INFO" if args.command in ("worker", "operator", "api", "migrate") else "WARNING"
+        level = settings.log_level.upper() if level == "INFO" else level
         logging.basicConfig(level=level, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -96,19 +136,43 @@ def main(argv: list[str] | None = None) -> int:
             raise AlphasptError("--feed replay needs --replay FILE")
         return _run(args, settings)
     except AlphasptError as exc:
-        print(f"alphaspt: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"alphaspt: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _manifests(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    if Path("examples").is_dir():
+        return Path("examples")
+    raise InvalidConfiguration("no manifests here: run `alphaspt init DIR` (writes the "
+                               "examples), then `alphaspt up -f DIR`")
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "up":
         from alphaspt.local.runtime import LocalRuntime, UpOptions
 
-        options = UpOptions(manifests=args.manifests, duration=args.duration, feed=args.feed,
-                            replay=args.replay, speed=args.speed, kite_sim=args.kite_sim)
-        return LocalRuntime(settings, options, out=lambda line: print(line, flush=True)).up()
+        options = UpOptions(manifests=_manifests(args.manifests), duration=args.duration,
+                            feed=args.feed, replay=args.replay, speed=args.speed,
+                            kite_sim=args.kite_sim)
+        return LocalRuntime(settings, options, out=_say).up()
+    if args.command == "init":
+        from alphaspt.local.examples import write_examples
+
+        written = write_examples(args.directory)
+        _say(f"wrote {len(written)} files to {args.directory}; run: alphaspt up -f "
+             f"{args.directory}")
+        return 0
+    if args.command == "status" or args.command in CONTROL_COMMANDS:
+        return _control(args, settings)
     if args.command == "worker":
         from alphaspt.workers.registry import WorkerOptions, run_stage
 
@@ -210,3 +274,47 @@ def _kite_sim(args: argparse.Namespace, settings: Settings) -> int:
               flush=True)
         done.wait()
     return 0
+
+
+def _control(args: argparse.Namespace, settings: Settings) -> int:
+    from alphaspt.local.control import KubeControl, LocalControl, orders_for, status_lines
+
+    if args.command != "status":
+        orders = orders_for(args.command, getattr(args, "name", None),
+                            flatten=getattr(args, "flatten", False),
+                            off=getattr(args, "off", False))
+        if args.kube:
+            for line in KubeControl(settings).apply(orders):
+                _say(f"patched   {line}")
+            return 0
+        local = LocalControl(settings)
+        name = getattr(args, "name", None)
+        if name is not None and name not in local.strategy_names():
+            raise InvalidConfiguration(
+                f"no TradingStrategy {name!r} in the running up (it has: "
+                f"{', '.join(local.strategy_names()) or 'none'})")
+        local.publish(orders)
+        for order in orders:
+            value = "" if order.command.value in ("PAUSE", "RESUME", "FLATTEN") else (
+                " on" if order.value else " off")
+            _say(f"published {order.command.value}{value} for {order.kind} {order.target} "
+                 f"on control.commands (alphaspt up pid {local.up.pid})")
+        return 0
+    local = LocalControl(settings)
+    portfolio = local.portfolio()
+    if args.json:
+        views, totals = ([], None) if isinstance(portfolio, str) else portfolio
+        _say(json.dumps({"up": dict(local.up.info), "status": local.up.status(),
+                         "portfolio": None if totals is None else {
+                             "strategies": [_plain(v) for v in views],
+                             "totals": _plain(totals)}}, indent=1, default=str))
+        return 0
+    for line in status_lines(local.up, portfolio):
+        _say(line)
+    return 0
+
+
+def _plain(value: object) -> object:
+    import msgspec
+
+    return msgspec.to_builtins(value)

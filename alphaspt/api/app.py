@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from alphaspt.api import logs as api_logs
 from alphaspt.api.auth import TokenAuth
 from alphaspt.api.errors import install_error_handlers
 from alphaspt.api.metrics import ApiMetrics, MetricsMiddleware
@@ -159,6 +160,7 @@ def run(settings: Settings) -> None:
         ws="websockets-sansio",
         proxy_headers=False,
         server_header=False,
+        log_config=api_logs.log_config(),  # no query string (a token) in any line
     )
 
 

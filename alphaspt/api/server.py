@@ -14,6 +14,7 @@ import time
 import uvicorn
 from fastapi import FastAPI
 
+from alphaspt.api import logs as api_logs
 from alphaspt.exceptions import ServerStartError
 
 WS_IMPLEMENTATION = "websockets-sansio"
@@ -23,6 +24,7 @@ class BackgroundServer:
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0,
                  *, log_level: str = "warning") -> None:
         self.app = app
+        api_logs.install()  # no query string (a token) in uvicorn's WebSocket lines
         self._server = uvicorn.Server(uvicorn.Config(
             app, host=host, port=port, log_level=log_level, ws=WS_IMPLEMENTATION,
             lifespan="on", access_log=False, server_header=False, proxy_headers=False,

@@ -11,17 +11,30 @@ Nested fields use ``__``: ``ALPHASPT_KAFKA__BOOTSTRAP_SERVERS=host:9092``,
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from datetime import date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
+
+from alphaspt.exceptions import InvalidConfiguration
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -265,15 +278,61 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("ALPHASPT_SETTINGS_FILE", "config/settings.toml"))
         return (
             init_settings,
             env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+            TomlConfigSettingsSource(settings_cls, toml_file=settings_file()),
             file_secret_settings,
         )
 
 
 def load_settings() -> Settings:
-    """Read the environment and the optional TOML file. Call this only at the edge."""
-    return Settings()
+    """Read the environment and the optional TOML file. Call this only at the edge.
+
+    Raises :class:`InvalidConfiguration` with one line per bad value, naming the variable
+    (``ALPHASPT_API__PORT``) or the file and key it came from; never a value that may be
+    a credential.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise InvalidConfiguration("; ".join(
+            _describe(tuple(str(p) for p in err["loc"]), err["msg"], err.get("input"))
+            for err in exc.errors())) from None
+    except SettingsError as exc:
+        match = re.search(r'field "([^"]+)"', str(exc))
+        field = match.group(1) if match else "?"
+        variables = sorted(k for k in os.environ if k.upper().startswith(
+            f"{ENV_PREFIX}{field.upper()}"))
+        where = ", ".join(variables) or f"{settings_file()}: {field}"
+        raise InvalidConfiguration(f"{where}: cannot parse the value (a list or table "
+                                   "must be JSON, e.g. '[\"a\", \"b\"]')") from None
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise InvalidConfiguration(f"{settings_file()}: cannot read settings: {exc}") from None
+
+
+ENV_PREFIX: Final = "ALPHASPT_"
+_SECRET_WORDS: Final = ("token", "password", "url", "secret")
+
+
+def settings_file() -> Path:
+    """The settings file in use (``ALPHASPT_SETTINGS_FILE``, default
+    ``config/settings.toml``); it need not exist."""
+    return Path(os.environ.get("ALPHASPT_SETTINGS_FILE", "config/settings.toml"))
+
+
+def env_name(loc: tuple[str, ...]) -> str:
+    """The variable that sets a field: ``("api", "port")`` → ``ALPHASPT_API__PORT``."""
+    return ENV_PREFIX + "__".join(part.upper() for part in loc)
+
+
+def _describe(loc: tuple[str, ...], message: str, value: object) -> str:
+    shown = "" if any(w in part.lower() for part in loc for w in _SECRET_WORDS) else (
+        f" (got {value!r})" if isinstance(value, str | int | float) else "")
+    # The deepest variable that is set names the culprit (ALPHASPT_API__PORT, or
+    # ALPHASPT_API holding a JSON table).
+    for depth in range(len(loc), 0, -1):
+        name = env_name(loc[:depth])
+        if any(k.upper() == name for k in os.environ):
+            return f"{name}: {message}{shown}"
+    return f"{settings_file()}: {'.'.join(loc)}: {message}{shown}"

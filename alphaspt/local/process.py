@@ -76,6 +76,15 @@ def die_with_parent() -> None:
 _PR_SET_PDEATHSIG = 1
 
 
+def open_private_log(path: Path) -> IO[bytes]:
+    """Open a log file for appending, readable by its owner only (mode 0600, also when it
+    existed with looser permissions): logs name servers, strategies and errors."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
+
+
 class ManagedProcess:
     """A server process with its own log file and process group."""
 
@@ -99,8 +108,7 @@ class ManagedProcess:
         self._log: IO[bytes] | None = None
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open_private_log(self.log_path)
         kwargs: dict[str, Any] = {}
         if self.user is not None:
             kwargs.update(as_user(self.user))

