@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import kopf
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 from alphaspt.exceptions import PermanentFailure, TemporaryFailure
@@ -30,9 +31,10 @@ DURATION = Histogram("alphaspt_operator_reconcile_duration_seconds",
 
 
 def error_class(exc: BaseException) -> str:
-    if isinstance(exc, TemporaryFailure):
+    """Ours, or kopf's that :func:`~alphaspt.operator.handlers.kopf_errors` made of ours."""
+    if isinstance(exc, TemporaryFailure | kopf.TemporaryError):
         return "temporary"
-    if isinstance(exc, PermanentFailure):
+    if isinstance(exc, PermanentFailure | kopf.PermanentError):
         return "permanent"
     return "unexpected"
 

@@ -183,6 +183,23 @@ def profile_manifest(name: str, **spec: Any) -> dict[str, Any]:
             "spec": {"maxOrderQuantity": 100, **spec}}
 
 
+@pytest.fixture
+def profile(kube: Kube, operator: RunningOperator, name: str) -> str:
+    """A RiskProfile (the operator reconciles it)."""
+    rp = f"rp-{name}"
+    kube.create(kube.rp(operator.namespace), profile_manifest(rp))
+    return rp
+
+
+def strategy_of(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
+    return kube.get(kube.ts(ns, name))
+
+
+def worker_of(kube: Kube, ns: str, strategy: str) -> dict[str, Any] | None:
+    """The strategy-runner Deployment of ``strategy``."""
+    return kube.get(kube.deployment(ns, f"strategy-{strategy}"))
+
+
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
     for c in ((obj or {}).get("status") or {}).get("conditions") or []:
         if c["type"] == type_:

@@ -27,6 +27,12 @@ from tests.integration.operator.conftest import (
     profile_manifest,
     strategy_manifest,
 )
+from tests.integration.operator.conftest import (
+    strategy_of as _ts,
+)
+from tests.integration.operator.conftest import (
+    worker_of as _deployment,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.kube]
 
@@ -38,22 +44,6 @@ async def repo(operator: RunningOperator) -> Any:
     repository = ConfigRepository(create_engine(url.get_secret_value()))
     yield repository
     await repository.close()
-
-
-@pytest.fixture
-def profile(kube: Kube, operator: RunningOperator, name: str) -> str:
-    """A RiskProfile that the operator has reconciled."""
-    rp = f"rp-{name}"
-    kube.create(kube.rp(operator.namespace), profile_manifest(rp))
-    return rp
-
-
-def _deployment(kube: Kube, ns: str, strategy: str) -> dict[str, Any] | None:
-    return kube.get(kube.deployment(ns, f"strategy-{strategy}"))
-
-
-def _ts(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
-    return kube.get(kube.ts(ns, name))
 
 
 class ControlReader:
