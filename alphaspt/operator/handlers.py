@@ -13,8 +13,14 @@ every field the CRD declares) and guards deletion with the ``alphaspt.io/finaliz
 RBAC the operator needs, all in its namespace (a Role; the integration tests run it with
 exactly this): tradingstrategies and riskprofiles (get, list, watch, patch) and their
 ``/status`` (get, patch); deployments (get, list, watch, create, patch, delete); events in
-the core and ``events.k8s.io`` groups (create, patch). No cluster role: kopf's namespace
-and CRD scanning is off, and start-up waits until the CRDs are served.
+the core and ``events.k8s.io`` groups (create, patch); secrets (get: whether a Live
+strategy's ``brokerSecretRef`` exists, read as metadata only). No cluster role: kopf's
+namespace and CRD scanning is off, and start-up waits until the CRDs are served.
+
+Every handler is wrapped by :func:`observed`: Prometheus metrics per kind and handler
+(:mod:`~alphaspt.operator.metrics`) and the object's name on every log line written while
+it runs (:mod:`~alphaspt.operator.logs`). kopf ignores changes of ``alphaspt.io/*``
+annotations (its storage prefix), so the pause annotation is followed by event handlers.
 """
 
 from __future__ import annotations
