@@ -437,3 +437,17 @@ async def test_runtime_writes_are_rate_limited_and_ignore_older_namesakes(world:
     world.runtime.views["mom"] = _view("mom", 2.0, world.now, orders=3, fills=2)
     await world.strategies.refresh_runtime("mom")  # only the heartbeat moved: no write
     assert len(world.kube.writes) == writes + 1
+
+
+async def test_a_strategy_only_its_own_image_can_import_is_left_to_its_runner(
+    world: World,
+) -> None:
+    ref = "private_strategies.alpha:Alpha"
+    world.kube.add(TS, "TradingStrategy", "own", strategy_spec(strategy=ref,
+                                                               image="registry/own:1"))
+    await world.strategies.reconcile("own")
+    assert ("deployments", "strategy-own") in world.kube.objects
+    world.kube.add(TS, "TradingStrategy", "default-image", strategy_spec(strategy=ref))
+    with pytest.raises(InvalidConfiguration, match="cannot import"):
+        await world.strategies.reconcile("default-image")
+    assert world.cond("default-image", "Ready")["reason"] == "InvalidStrategy"
