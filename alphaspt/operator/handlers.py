@@ -36,7 +36,13 @@ import kopf
 from alphaspt.core.config import OperatorConfig, Settings
 from alphaspt.core.specs import GROUP, VERSION
 from alphaspt.exceptions import AlphasptError, PermanentFailure, TemporaryFailure
-from alphaspt.operator.conditions import RECONCILIATION_PAUSED, find, reconciliation_paused
+from alphaspt.operator.conditions import (
+    READY,
+    RECONCILIATION_PAUSED,
+    TRUE,
+    find,
+    reconciliation_paused,
+)
 from alphaspt.operator.kube import RISK_PROFILES, TRADING_STRATEGIES, credentials_of
 from alphaspt.operator.kube import load_configuration as load_kube_configuration
 from alphaspt.operator.logs import acting_on
@@ -203,8 +209,10 @@ async def ts_runtime(name: str, memo: Any, **_: Any) -> None:
 @logged
 async def ts_event(name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     """kopf ignores changes of ``alphaspt.io/*`` annotations (its own prefix), so the pause
-    annotation is followed here: reconcile when it and ``ReconciliationPaused`` disagree."""
-    if _pause_changed(body):
+    annotation is followed here: reconcile when it and ``ReconciliationPaused`` disagree.
+    Likewise an edit of a strategy that is not Ready (e.g. reverting a failed edit): kopf
+    would wait out the failed handler's retry delay first; this reconciles it at once."""
+    if _pause_changed(body) or _edited_while_failing(body):
         await services(memo).strategies.reconcile(name)
 
 
@@ -212,6 +220,15 @@ async def ts_event(name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
 async def rp_event(name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     if _pause_changed(body):
         await services(memo).profiles.reconcile(name)
+
+
+def _edited_while_failing(body: Mapping[str, Any]) -> bool:
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    ready = find(status.get("conditions"), READY)
+    return (not meta.get("deletionTimestamp") and ready is not None
+            and ready.get("status") != TRUE and "observedGeneration" in status
+            and int(meta.get("generation") or 0) != int(status["observedGeneration"]))
 
 
 def _pause_changed(body: kopf.Body) -> bool:
