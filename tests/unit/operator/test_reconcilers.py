@@ -451,3 +451,22 @@ async def test_a_strategy_only_its_own_image_can_import_is_left_to_its_runner(
     with pytest.raises(InvalidConfiguration, match="cannot import"):
         await world.strategies.reconcile("default-image")
     assert world.cond("default-image", "Ready")["reason"] == "InvalidStrategy"
+
+
+def test_the_examples_pass_the_operators_strategy_check() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from alphaspt.core.specs import TradingStrategySpec
+    from alphaspt.operator.validation import check_strategy
+
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    checked = 0
+    for path in sorted(examples.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "TradingStrategy":
+                check_strategy(doc["metadata"]["name"],
+                               TradingStrategySpec.model_validate(doc["spec"]))
+                checked += 1
+    assert checked >= 2
