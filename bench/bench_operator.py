@@ -135,7 +135,8 @@ def run(kube_server: KubeApiServer, pg_url: str, redis_url: str, bootstrap: str,
         postgres=PostgresConfig(url=db_url),
         redis=RedisConfig(url=redis_url),
         kafka=KafkaConfig(bootstrap_servers=bootstrap, partitions=1),
-        operator=OperatorConfig(kubeconfig=kube_server.kubeconfig_path, health_port=None),
+        operator=OperatorConfig(kubeconfig=kube_server.kubeconfig_path, health_port=None,
+                                metrics_port=None),
     )
     operator = RunningOperator(settings)
     started = time.monotonic()

@@ -231,7 +231,18 @@ class OperatorConfig(BaseModel):
     resync_interval: float = Field(default=60.0, gt=0)
     """Seconds between full reconciles of each resource (drift repair)."""
     runtime_interval: float = Field(default=10.0, gt=0)
-    """Seconds between refreshes of a TradingStrategy's runtime summary from Redis."""
+    """Seconds between reads of a TradingStrategy's runtime summary from Redis."""
+    runtime_write_interval: float = Field(default=30.0, ge=0)
+    """Least seconds between two writes of one strategy's ``status.runtime`` (written only
+    when it changed): bounds the etcd writes with many strategies."""
+    probe_interval: float = Field(default=5.0, gt=0)
+    """Seconds between probes of PostgreSQL and Kafka: an outage shows on every
+    TradingStrategy within two intervals, and clears as soon as a probe succeeds."""
+    sweep_interval: float | None = Field(default=None, gt=0)
+    """Seconds between sweeps of rows whose resource is gone (``None``: resync_interval)."""
+    metrics_port: int | None = Field(default=9090, ge=1, le=65535)
+    """Prometheus ``http://0.0.0.0:PORT/metrics`` (reconciles, errors, durations per kind);
+    ``None`` disables it."""
     retry_delay: float = Field(default=10.0, gt=0)
     """Seconds before retrying when a dependency (server, RiskProfile) is not ready."""
     deletion_attempts: int = Field(default=3, ge=1)

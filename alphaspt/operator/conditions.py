@@ -15,7 +15,18 @@ lastTransitionTime, observedGeneration):
 
 So ``Ready`` means "the strategy is in the state you asked for" (``kubectl wait
 --for=condition=Ready ts/NAME`` after any change, pausing included); ``phase`` says which
-state that is: Pending, Starting, Running, Paused, Stopped, Degraded or Failed.
+state that is: Pending, Starting, Running, Halted, Paused, Stopped, Degraded or Failed.
+
+Two more conditions say what overrides that:
+
+- ``Halted``: ``True`` (reason ``KillSwitch``, naming the RiskProfile) while the bound
+  RiskProfile's kill switch is on; the phase of a running strategy is then ``Halted``;
+- ``ReconciliationPaused``: present while the ``alphaspt.io/pause-reconciliation: "true"``
+  annotation is set (Strimzi's convention); the operator then changes nothing.
+
+A sync that fails because PostgreSQL or Kafka is down (reasons :data:`OUTAGE_REASONS`)
+makes ``Ready`` false with that reason but leaves the phase to the worker: a Running
+strategy whose configuration cannot be stored is still Running.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from alphaspt.core.specs import DesiredState
+from alphaspt.core.views import StrategyView
 
 TRUE: Final = "True"
 FALSE: Final = "False"
@@ -35,7 +47,33 @@ READY: Final = "Ready"
 CONFIG_SYNCED: Final = "ConfigSynced"
 TOPICS_READY: Final = "TopicsReady"
 WORKER_READY: Final = "WorkerReady"
-STRATEGY_CONDITIONS: Final = (READY, CONFIG_SYNCED, TOPICS_READY, WORKER_READY)
+HALTED: Final = "Halted"
+RECONCILIATION_PAUSED: Final = "ReconciliationPaused"
+STRATEGY_CONDITIONS: Final = (READY, CONFIG_SYNCED, TOPICS_READY, WORKER_READY, HALTED,
+                              RECONCILIATION_PAUSED)
+OUTAGE_REASONS: Final = frozenset({"DatabaseUnavailable", "KafkaUnavailable"})
+"""Reasons that mean "a server the operator needs is down", not "the spec is wrong"."""
+PAUSE_ANNOTATION: Final = "alphaspt.io/pause-reconciliation"
+
+
+def reconciliation_paused(metadata: Mapping[str, Any]) -> bool:
+    """Whether the object carries ``alphaspt.io/pause-reconciliation: "true"``."""
+    value = (metadata.get("annotations") or {}).get(PAUSE_ANNOTATION)
+    return str(value).strip().lower() == "true"
+
+
+def paused_condition() -> Condition:
+    return Condition(RECONCILIATION_PAUSED, TRUE, "PauseAnnotation",
+                     f"{PAUSE_ANNOTATION} is true: the operator changes nothing until it is "
+                     "removed")
+
+
+def halted_condition(profile: str, kill_switch: bool) -> Condition:
+    if kill_switch:
+        return Condition(HALTED, TRUE, "KillSwitch",
+                         f"the kill switch of RiskProfile {profile} is on: no new orders")
+    return Condition(HALTED, FALSE, "KillSwitchOff",
+                     f"the kill switch of RiskProfile {profile} is off")
 
 
 @dataclass(frozen=True)
@@ -93,6 +131,14 @@ def render_conditions(
     return [rendered[k] for k in sorted(rendered)]
 
 
+def same_conditions(current: Any, rendered: list[dict[str, Any]]) -> bool:
+    """Equal as sets (the API server may keep another order)."""
+    if not isinstance(current, list) or len(current) != len(rendered):
+        return False
+    key = {str(c.get("type")): c for c in current if isinstance(c, dict)}
+    return all(key.get(c["type"]) == c for c in rendered)
+
+
 def worker_condition(deployment: Mapping[str, Any] | None, replicas: int) -> Condition:
     """``WorkerReady`` from the Deployment as the Deployment controller reports it."""
     if deployment is None:
@@ -141,16 +187,21 @@ def ready_condition(*parts: Condition) -> Condition:
 
 def strategy_phase(
     desired: DesiredState, config: Condition, topics: Condition, worker: Condition,
-    *, failed: bool = False,
+    *, failed: bool = False, halted: bool = False,
 ) -> str:
     if failed:
         return "Failed"
-    if not (config.ok and topics.ok):
+    unsynced = [c for c in (config, topics) if not c.ok]
+    if any(c.reason not in OUTAGE_REASONS for c in unsynced):
         return "Pending"
+    if unsynced and worker.status != TRUE and worker.reason == "NotObserved":
+        return "Pending"  # an outage before the worker was ever seen
     if desired is DesiredState.PAUSED:
         return "Paused"
     if desired is DesiredState.STOPPED:
         return "Stopped"
+    if halted:
+        return "Halted"
     if worker.ok:
         return "Running"
     if worker.reason in ("WorkerUnavailable", "ProgressDeadlineExceeded"):
@@ -175,17 +226,19 @@ def merge_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[
     return patch
 
 
-def runtime_summary(
-    positions: Mapping[str, int], realised: float, unrealised: float, net: float,
-    updated_at: float,
-) -> dict[str, Any]:
+def runtime_summary(view: StrategyView) -> dict[str, Any]:
     """``status.runtime`` of a TradingStrategy from its portfolio read model."""
     summary: dict[str, Any] = {
-        "positions": {s: int(q) for s, q in sorted(positions.items()) if q},
-        "realisedPnl": round(realised, 2),
-        "unrealisedPnl": round(unrealised, 2),
-        "netPnl": round(net, 2),
+        "positions": {p.symbol: int(p.quantity) for p in sorted(
+            view.positions, key=lambda p: p.symbol) if p.quantity},
+        "realisedPnl": round(view.realised_pnl, 2),
+        "unrealisedPnl": round(view.unrealised_pnl, 2),
+        "charges": round(view.charges, 2),
+        "netPnl": round(view.net_pnl, 2),
+        "orders": int(view.orders),
+        "fills": int(view.fills),
+        "rejections": int(view.rejections),
     }
-    if updated_at > 0:
-        summary["lastHeartbeat"] = rfc3339(updated_at)
+    if view.updated_at > 0:
+        summary["lastHeartbeat"] = rfc3339(view.updated_at)
     return summary

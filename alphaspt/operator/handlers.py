@@ -13,8 +13,14 @@ every field the CRD declares) and guards deletion with the ``alphaspt.io/finaliz
 RBAC the operator needs, all in its namespace (a Role; the integration tests run it with
 exactly this): tradingstrategies and riskprofiles (get, list, watch, patch) and their
 ``/status`` (get, patch); deployments (get, list, watch, create, patch, delete); events in
-the core and ``events.k8s.io`` groups (create, patch). No cluster role: kopf's namespace
-and CRD scanning is off, and start-up waits until the CRDs are served.
+the core and ``events.k8s.io`` groups (create, patch); secrets (get: whether a Live
+strategy's ``brokerSecretRef`` exists, read as metadata only). No cluster role: kopf's
+namespace and CRD scanning is off, and start-up waits until the CRDs are served.
+
+Every handler is wrapped by :func:`observed`: Prometheus metrics per kind and handler
+(:mod:`~alphaspt.operator.metrics`) and the object's name on every log line written while
+it runs (:mod:`~alphaspt.operator.logs`). kopf ignores changes of ``alphaspt.io/*``
+annotations (its storage prefix), so the pause annotation is followed by event handlers.
 """
 
 from __future__ import annotations
@@ -30,8 +36,18 @@ import kopf
 from alphaspt.core.config import OperatorConfig, Settings
 from alphaspt.core.specs import GROUP, VERSION
 from alphaspt.exceptions import AlphasptError, PermanentFailure, TemporaryFailure
+from alphaspt.operator.conditions import (
+    READY,
+    RECONCILIATION_PAUSED,
+    TRUE,
+    find,
+    reconciliation_paused,
+)
 from alphaspt.operator.kube import RISK_PROFILES, TRADING_STRATEGIES, credentials_of
 from alphaspt.operator.kube import load_configuration as load_kube_configuration
+from alphaspt.operator.logs import acting_on
+from alphaspt.operator.logs import install as install_object_names
+from alphaspt.operator.metrics import measured
 from alphaspt.operator.planning import MANAGED_BY, STRATEGY_LABEL
 from alphaspt.operator.services import Services
 
@@ -63,6 +79,19 @@ class KopfEvents:
         # Outside a resource's task there is no event queue (start-up): logged only.
         with contextlib.suppress(LookupError):
             kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
+
+
+def observed(kind: str, handler: str, fn: Handler) -> Handler:
+    """Metrics (runs, errors, duration per kind and handler) and the object's name on every
+    log line written while the handler runs."""
+
+    @functools.wraps(fn)
+    async def wrapper(**kwargs: Any) -> Any:
+        with acting_on(kind, kwargs.get("namespace"), kwargs.get("name")), \
+                measured(kind, handler):
+            return await fn(**kwargs)
+
+    return wrapper
 
 
 def kopf_errors(fn: Handler) -> Handler:
@@ -115,8 +144,9 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # CRDs, so a namespaced Role is all the operator needs (start-up waits for the CRDs).
     settings.scanning.disabled = True
     app: Settings = memo.settings
+    install_object_names()
     memo.services = await Services.start(app, KopfEvents())
-    memo.services.start_sweeper(app.operator.resync_interval)
+    memo.services.start_background(app.operator)
 
 
 async def cleanup(memo: Any, **_: Any) -> None:
@@ -177,6 +207,38 @@ async def ts_runtime(name: str, memo: Any, **_: Any) -> None:
 
 
 @logged
+async def ts_event(name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """kopf ignores changes of ``alphaspt.io/*`` annotations (its own prefix), so the pause
+    annotation is followed here: reconcile when it and ``ReconciliationPaused`` disagree.
+    Likewise an edit of a strategy that is not Ready (e.g. reverting a failed edit): kopf
+    would wait out the failed handler's retry delay first; this reconciles it at once."""
+    if _pause_changed(body) or _edited_while_failing(body):
+        await services(memo).strategies.reconcile(name)
+
+
+@logged
+async def rp_event(name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+    if _pause_changed(body):
+        await services(memo).profiles.reconcile(name)
+
+
+def _edited_while_failing(body: Mapping[str, Any]) -> bool:
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    ready = find(status.get("conditions"), READY)
+    return (not meta.get("deletionTimestamp") and ready is not None
+            and ready.get("status") != TRUE and "observedGeneration" in status
+            and int(meta.get("generation") or 0) != int(status["observedGeneration"]))
+
+
+def _pause_changed(body: kopf.Body) -> bool:
+    if body.metadata.get("deletionTimestamp"):
+        return False
+    shown = find((body.get("status") or {}).get("conditions"), RECONCILIATION_PAUSED)
+    return reconciliation_paused(body.metadata) != (shown is not None)
+
+
+@logged
 async def deployment_event(body: kopf.Body, memo: Any, **_: Any) -> None:
     """A worker Deployment changed or vanished: repair it, refresh WorkerReady/Ready."""
     strategy = (body.metadata.labels or {}).get(STRATEGY_LABEL)
@@ -220,22 +282,33 @@ def make_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     on.cleanup(registry=r)(cleanup)
     on.login(registry=r)(login)
 
-    on.field(*RP, field="spec.killSwitch", id="kill-switch", registry=r)(rp_kill_switch)
-    for decorator in (on.create, on.resume, on.update):
-        decorator(*RP, id="reconcile", registry=r)(rp_reconcile)
-    on.delete(*RP, id="finalize", registry=r)(rp_finalize)
-    kopf.timer(*RP, id="resync", interval=config.resync_interval,
-               initial_delay=config.resync_interval, registry=r)(rp_resync)
+    def rp(handler: str, fn: Handler) -> Handler:
+        return observed("RiskProfile", handler, fn)
 
-    on.field(*TS, field="spec.desiredState", id="desired-state", registry=r)(ts_desired_state)
-    on.create(*TS, id="reconcile", registry=r)(ts_reconcile)
-    on.resume(*TS, id="reconcile", registry=r)(ts_reconcile)
-    on.update(*TS, id="reconcile", registry=r)(ts_update)
-    on.delete(*TS, id="finalize", registry=r)(ts_finalize)
+    def ts(handler: str, fn: Handler) -> Handler:
+        return observed("TradingStrategy", handler, fn)
+
+    on.field(*RP, field="spec.killSwitch", id="kill-switch", registry=r)(
+        rp("kill-switch", rp_kill_switch))
+    for decorator in (on.create, on.resume, on.update):
+        decorator(*RP, id="reconcile", registry=r)(rp("reconcile", rp_reconcile))
+    on.delete(*RP, id="finalize", registry=r)(rp("finalize", rp_finalize))
+    kopf.timer(*RP, id="resync", interval=config.resync_interval,
+               initial_delay=config.resync_interval, registry=r)(rp("resync", rp_resync))
+    on.event(*RP, id="pause", registry=r)(rp("pause", rp_event))
+
+    on.field(*TS, field="spec.desiredState", id="desired-state", registry=r)(
+        ts("desired-state", ts_desired_state))
+    on.create(*TS, id="reconcile", registry=r)(ts("reconcile", ts_reconcile))
+    on.resume(*TS, id="reconcile", registry=r)(ts("reconcile", ts_reconcile))
+    on.update(*TS, id="reconcile", registry=r)(ts("reconcile", ts_update))
+    on.delete(*TS, id="finalize", registry=r)(ts("finalize", ts_finalize))
     kopf.timer(*TS, id="resync", interval=config.resync_interval,
-               initial_delay=config.resync_interval, registry=r)(ts_resync)
-    kopf.timer(*TS, id="runtime", interval=config.runtime_interval, registry=r)(ts_runtime)
+               initial_delay=config.resync_interval, registry=r)(ts("resync", ts_resync))
+    kopf.timer(*TS, id="runtime", interval=config.runtime_interval, registry=r)(
+        ts("runtime", ts_runtime))
+    on.event(*TS, id="pause", registry=r)(ts("pause", ts_event))
 
     on.event(*DEPLOYMENTS, labels={"app.kubernetes.io/managed-by": MANAGED_BY},
-             id="worker", registry=r)(deployment_event)
+             id="worker", registry=r)(observed("Deployment", "worker", deployment_event))
     return r

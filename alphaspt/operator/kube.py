@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 TRADING_STRATEGIES: Final = "tradingstrategies"
 RISK_PROFILES: Final = "riskprofiles"
 MERGE_PATCH: Final = "application/merge-patch+json"
+PARTIAL_METADATA: Final = ("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,"
+                           "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1")
 
 
 class Conflict(TemporaryFailure):
@@ -168,14 +170,24 @@ class KubeClient:
                                    body={"propagationPolicy": "Background"})
         return gone is not None
 
+    # -- Secrets (metadata only) -----------------------------------------------------------
+
+    async def get_secret_metadata(self, namespace: str, name: str
+                                  ) -> dict[str, Any] | None:
+        """A Secret as ``PartialObjectMetadata``: whether it exists and its resourceVersion,
+        without its data ever reaching the operator (RBAC: ``get`` on secrets)."""
+        return await self._request(
+            "GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}",
+            accept=PARTIAL_METADATA)
+
     # -- transport -------------------------------------------------------------------------
 
     async def _request(
         self, method: str, path: str, *, body: Mapping[str, Any] | None = None,
-        content_type: str = "application/json",
+        content_type: str = "application/json", accept: str = "application/json",
     ) -> dict[str, Any] | None:
         creds = credentials_of(self._cfg)
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         if creds.token:
             headers["Authorization"] = f"Bearer {creds.token}"
         data = None if body is None else json.dumps(body)

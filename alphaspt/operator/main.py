@@ -4,7 +4,8 @@
     await serve(settings, stop_flag=..., ready_flag=...)   # in-process (tests, benchmarks)
 
 Standalone (no kopf peering): run one replica with the ``Recreate`` strategy. The liveness
-endpoint is ``http://0.0.0.0:<operator.health_port>/healthz``.
+endpoint is ``http://0.0.0.0:<operator.health_port>/healthz``, the Prometheus metrics are
+on ``http://0.0.0.0:<operator.metrics_port>/metrics`` (:mod:`alphaspt.operator.metrics`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import kopf
 
 from alphaspt.core.config import Settings
 from alphaspt.operator.handlers import make_registry
+from alphaspt.operator.metrics import serve_metrics
 from alphaspt.operator.services import require_connections
 
 
@@ -42,7 +44,14 @@ async def serve(
         "stop_flag": stop_flag,
         "ready_flag": ready_flag,
     }
-    await kopf.operator(**options)
+    metrics = serve_metrics(settings.operator.metrics_port) if settings.operator.metrics_port \
+        else None
+    try:
+        await kopf.operator(**options)
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
 
 
 def run(settings: Settings) -> None:

@@ -47,6 +47,7 @@ from alphaspt.core.specs import (
     API_VERSION,
     DesiredState,
     Manifest,
+    Mode,
     RiskProfileSpec,
     TradingStrategySpec,
 )
@@ -69,6 +70,18 @@ OPTIONAL_CONNECTION_ENV: Final = (
     "ALPHASPT_KAFKA__SASL_PASSWORD",
 )
 """Used when the connection Secret has them (a SASL-protected cluster)."""
+
+BROKER_SECRET_ENV: Final = (
+    ("ALPHASPT_KITE__API_KEY", "api_key", False),
+    ("ALPHASPT_KITE__API_SECRET", "api_secret", True),
+    ("ALPHASPT_KITE__ACCESS_TOKEN", "access_token", True),
+)
+"""A Live strategy's own broker Secret (``brokerSecretRef``): variable, key in the Secret,
+optional. Only that Secret is referenced by that strategy's worker; ``api_secret`` is only
+needed by ``alphaspt kite login`` and ``access_token`` appears after the daily login."""
+BROKER_SECRET_VERSION_ANNOTATION: Final = "alphaspt.io/broker-secret-version"  # noqa: S105
+"""The pod template carries the broker Secret's resourceVersion: a new access token rolls
+the worker (at the next reconcile), since environment variables are read at start-up."""
 
 METRICS_PORT: Final = 9090
 """The workers' /healthz, /readyz and /metrics port in a pod (``ALPHASPT_METRICS__PORT``)."""
@@ -199,6 +212,9 @@ class WorkerSpec:
     config_hash: str
     image: str | None
     """The strategy's own image, else ``None`` (the runtime's default)."""
+    broker_secret: str | None = None
+    """Live only: the Secret (``brokerSecretRef``) whose keys :data:`BROKER_SECRET_ENV`
+    names become the worker's Kite credentials."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +302,8 @@ def plan_strategy(resource: StrategyResource, config: PlanConfig | None = None) 
         "ALPHASPT_STATE_TOPIC": state_topic(name),
     }
     resources = effective_resources(spec, config)
+    broker_secret = (spec.broker_secret_ref.name
+                     if spec.mode is Mode.LIVE and spec.broker_secret_ref is not None else None)
     digest_input = {
         "spec": spec.model_dump(
             mode="json", by_alias=True, exclude={"desired_state", "delete_topics_on_delete"}),
@@ -294,7 +312,7 @@ def plan_strategy(resource: StrategyResource, config: PlanConfig | None = None) 
         "secret_env": CONNECTION_ENV,
         "optional_secret_env": OPTIONAL_CONNECTION_ENV,
         "resources": resources,
-    }
+    }  # brokerSecretRef is in the spec already
     config_hash = hashlib.sha256(
         json.dumps(digest_input, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()[:16]
@@ -313,6 +331,7 @@ def plan_strategy(resource: StrategyResource, config: PlanConfig | None = None) 
         selector=selector,
         config_hash=config_hash,
         image=spec.image,
+        broker_secret=broker_secret,
     )
     return StrategyPlan(row, strategy_topics(name, config), worker)
 
@@ -457,6 +476,12 @@ def plan_deployment(
         for names, optional in ((worker.secret_env, False), (worker.optional_secret_env, True))
         for name in names
     ]
+    if worker.broker_secret is not None:
+        env += [
+            {"name": name, "valueFrom": {"secretKeyRef": {
+                "name": worker.broker_secret, "key": key, "optional": optional}}}
+            for name, key, optional in BROKER_SECRET_ENV
+        ]
     annotations = {CONFIG_HASH_ANNOTATION: worker.config_hash}
     container_security = {
         "allowPrivilegeEscalation": False,

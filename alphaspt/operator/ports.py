@@ -38,6 +38,11 @@ class KubeApi(Protocol):
 
     async def delete_deployment(self, namespace: str, name: str) -> bool: ...
 
+    async def get_secret_metadata(self, namespace: str, name: str
+                                  ) -> dict[str, Any] | None:
+        """A Secret's metadata only (never its data); ``None`` if it does not exist."""
+        ...
+
 
 class ConfigStore(Protocol):
     async def upsert_strategy(self, namespace: str, name: str, spec: TradingStrategySpec,
@@ -70,6 +75,14 @@ class ControlSink(Protocol):
 
 class RuntimeSource(Protocol):
     async def strategy(self, name: str) -> StrategyView | None: ...
+
+
+class OutageSource(Protocol):
+    """What the operator's periodic probes currently find down."""
+
+    def outages(self) -> Mapping[str, str]:
+        """``{"PostgreSQL" | "Kafka": what failed}`` for each server that is down now."""
+        ...
 
 
 class EventSink(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from alphaspt.core.events import Command, Topics
@@ -25,13 +25,17 @@ from alphaspt.operator.conditions import (
     CONFIG_SYNCED,
     FALSE,
     READY,
+    RECONCILIATION_PAUSED,
     TRUE,
     Condition,
     as_condition,
     find,
     merge_patch,
+    paused_condition,
+    reconciliation_paused,
     render_conditions,
     rfc3339,
+    same_conditions,
 )
 from alphaspt.operator.control import control_event
 from alphaspt.operator.kube import RISK_PROFILES, TRADING_STRATEGIES
@@ -66,6 +70,12 @@ class RiskProfileReconciler:
         self._locks = KeyedLocks()
         self._cleanup_failures: dict[str, int] = {}
         self._refresh_queued: set[str] = set()
+        self._blocked: dict[str, tuple[str, ...]] = {}
+        """Profiles whose deletion waits -> the strategies named in the last event (one
+        entry per terminating profile, removed when it goes)."""
+        self.on_change: Callable[[str], Awaitable[None]] | None = None
+        """Called with the profile's name after its kill switch changed (the strategy
+        reconciler refreshes ``Halted`` on the bound strategies)."""
 
     def _control_topics(self) -> tuple[TopicPlan, ...]:
         partitions = self._cfg.plan.partitions
@@ -77,6 +87,9 @@ class RiskProfileReconciler:
         async with self._locks.hold(name):
             obj = await self._kube.get_custom(self._ns, RISK_PROFILES, name)
             if obj is None or obj["metadata"].get("deletionTimestamp"):
+                return
+            if reconciliation_paused(obj["metadata"]):
+                await self._write(obj, None, paused=True)
                 return
             generation = int(obj["metadata"].get("generation") or 0)
             synced = as_condition(find((obj.get("status") or {}).get("conditions"),
@@ -111,7 +124,7 @@ class RiskProfileReconciler:
             await self._write(obj, Condition(
                 CONFIG_SYNCED, TRUE, "Stored",
                 f"generation {generation} stored in PostgreSQL and announced"),
-                bound=await self.bound_strategies(name))
+                bound=await self.bound_strategies(name, obj))
 
     async def kill_switch(self, obj: Mapping[str, Any], engaged: bool) -> None:
         """Publish KILL_SWITCH (value = engaged) for this profile and wait for the ack."""
@@ -126,13 +139,21 @@ class RiskProfileReconciler:
                               "KILL_SWITCH published: the bound strategies stop trading")
         else:
             self._events.info(obj, "KillSwitchReleased", "KILL_SWITCH released")
+        if self.on_change is not None:
+            await self.on_change(str(meta["name"]))
 
-    async def bound_strategies(self, name: str) -> list[str]:
-        """TradingStrategies of the namespace that reference this profile (being deleted
-        or not: they still do until they are gone)."""
+    async def bound_strategies(self, name: str, profile: Mapping[str, Any] | None = None
+                               ) -> list[str]:
+        """TradingStrategies of the namespace that reference this profile, except those
+        being deleted. Once the profile is being deleted (``profile`` given and
+        terminating), only those bound before: no new strategy binds to it."""
         items = await self._kube.list_custom(self._ns, TRADING_STRATEGIES)
-        return sorted(str(i["metadata"]["name"]) for i in items
-                      if (i.get("spec") or {}).get("riskProfileRef") == name)
+        names = {str(i["metadata"]["name"]) for i in items
+                 if (i.get("spec") or {}).get("riskProfileRef") == name
+                 and not i["metadata"].get("deletionTimestamp")}
+        if profile is not None and profile["metadata"].get("deletionTimestamp"):
+            names &= set((profile.get("status") or {}).get("boundStrategies") or [])
+        return sorted(names)
 
     async def refresh_binding(self, name: str) -> None:
         """Rewrite ``boundStrategies`` if it changed.
@@ -150,7 +171,7 @@ class RiskProfileReconciler:
                 obj = await self._kube.get_custom(self._ns, RISK_PROFILES, name)
                 if obj is None:
                     return
-                await self._write(obj, None, bound=await self.bound_strategies(name))
+                await self._write(obj, None, bound=await self.bound_strategies(name, obj))
         finally:
             if not listing:  # cancelled while waiting: let the next caller queue
                 self._refresh_queued.discard(name)
@@ -178,12 +199,21 @@ class RiskProfileReconciler:
         """Refuse (retry later) while strategies reference the profile; then archive its row
         (bounded retries when PostgreSQL is down, then give up with a Warning event)."""
         name = str(obj["metadata"]["name"])
-        bound = await self.bound_strategies(name)
-        if bound:
-            message = (f"RiskProfile {name} is still used by TradingStrategy "
-                       f"{', '.join(bound)}: delete them or point them at another profile")
-            self._events.warn(obj, "DeletionBlocked", message)
-            raise DependencyNotReady(message, retry_after=self._cfg.retry_delay)
+        async with self._locks.hold(name):
+            current = await self._kube.get_custom(self._ns, RISK_PROFILES, name)
+            bound = await self.bound_strategies(name, current or obj)
+            if bound:
+                message = (f"RiskProfile {name} is still used by TradingStrategy "
+                           f"{', '.join(bound)}: delete them or point them at another "
+                           "profile; the deletion completes when none is left")
+                if current is not None:
+                    await self._write(current, None, bound=bound, ready=Condition(
+                        READY, FALSE, "DeletionBlocked", message))
+                if self._blocked.get(name) != tuple(bound):  # one event per set, not per retry
+                    self._blocked[name] = tuple(bound)
+                    self._events.warn(obj, "DeletionBlocked", message)
+                raise DependencyNotReady(message, retry_after=self._cfg.retry_delay)
+        self._blocked.pop(name, None)
         try:
             await timed(self._repo.archive_risk_profile(self._ns, name), "PostgreSQL",
                         self._cfg.step_timeout)
@@ -208,18 +238,28 @@ class RiskProfileReconciler:
             self._events.warn(obj, reason, str(exc)[:1000])
 
     async def _write(self, obj: dict[str, Any], synced: Condition | None,
-                     bound: list[str] | None = None) -> None:
+                     bound: list[str] | None = None, *, ready: Condition | None = None,
+                     paused: bool = False) -> None:
         meta = obj["metadata"]
         current = obj.get("status") or {}
         desired: dict[str, Any] = {}
+        generation = int(meta.get("generation") or 0)
+        given: list[Condition] = []
         if synced is not None:
-            generation = int(meta.get("generation") or 0)
-            ready = Condition(READY, synced.status, "Reconciled" if synced.ok else synced.reason,
-                              "limits stored and announced" if synced.ok else synced.message)
-            conditions = render_conditions(current.get("conditions"), [synced, ready],
-                                           generation, rfc3339(self._clock()))
+            given = [synced, Condition(
+                READY, synced.status, "Reconciled" if synced.ok else synced.reason,
+                "limits stored and announced" if synced.ok else synced.message)]
             desired["observedGeneration"] = generation
-            desired["conditions"] = conditions
+        if ready is not None:
+            given = [*(c for c in given if c.type != READY), ready]
+        if paused:
+            given.append(paused_condition())
+        if given:
+            conditions = [c for c in render_conditions(current.get("conditions"), given,
+                                                       generation, rfc3339(self._clock()))
+                          if paused or c["type"] != RECONCILIATION_PAUSED]
+            if not same_conditions(current.get("conditions"), conditions):
+                desired["conditions"] = conditions
         if bound is not None:
             desired["boundStrategies"] = bound
             desired["boundStrategyCount"] = len(bound)

@@ -11,10 +11,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from alphaspt.core.cache import PortfolioCacheReader, StrategyView
-from alphaspt.core.config import Settings
+from alphaspt.core.config import OperatorConfig, Settings
 from alphaspt.core.db import ConfigRepository, create_engine, migrate
 from alphaspt.core.specs import GROUP, VERSION
 from alphaspt.core.streaming import EventProducer, admin_client
+from alphaspt.core.streaming.admin import existing_partitions
 from alphaspt.exceptions import (
     AlphasptError,
     DependencyNotReady,
@@ -28,6 +29,7 @@ from alphaspt.operator.kube import (
     KubeClient,
     load_configuration,
 )
+from alphaspt.operator.outages import OutageMonitor
 from alphaspt.operator.planning import PlanConfig
 from alphaspt.operator.ports import EventSink
 from alphaspt.operator.riskprofiles import RiskProfileReconciler
@@ -70,6 +72,7 @@ def reconciler_config(settings: Settings) -> ReconcilerConfig:
         service_account=op.service_account,
         retry_delay=op.retry_delay,
         deletion_attempts=op.deletion_attempts,
+        runtime_write_interval=op.runtime_write_interval,
     )
 
 
@@ -102,7 +105,8 @@ class Services:
     runtime: RedisRuntime | None
     strategies: StrategyReconciler
     profiles: RiskProfileReconciler
-    _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
+    outages: OutageMonitor
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
 
     @classmethod
     async def start(cls, settings: Settings, events: EventSink) -> Services:
@@ -117,7 +121,8 @@ class Services:
             raise
         config = reconciler_config(settings)
         repo = ConfigRepository(create_engine(postgres_url))
-        topics = TopicManager(admin_client(settings.kafka),
+        admin = admin_client(settings.kafka)
+        topics = TopicManager(admin,
                               replication_factor=settings.kafka.replication_factor)
         control = ControlPublisher(EventProducer(settings.kafka))
         runtime = None
@@ -126,16 +131,28 @@ class Services:
                 settings.redis.url.get_secret_value(), decode_responses=True))
         else:
             log.warning("no ALPHASPT_REDIS__URL: status.runtime (live P&L) stays empty")
+        namespace = settings.namespace
+        outages = OutageMonitor({
+            "PostgreSQL": lambda: repo.list_risk_profiles(namespace),
+            "Kafka": lambda: asyncio.to_thread(existing_partitions, admin, 3.0),
+        })
         profiles = RiskProfileReconciler(config, kube=kube, repo=repo, topics=topics,
                                          control=control, events=events)
         strategies = StrategyReconciler(config, kube=kube, repo=repo, topics=topics,
                                         control=control, runtime=runtime, events=events,
-                                        on_binding=profiles.refresh_binding)
-        return cls(kube, repo, topics, control, runtime, strategies, profiles)
+                                        on_binding=profiles.refresh_binding, outages=outages)
+        profiles.on_change = strategies.reconcile_bound
+        outages.on_change = strategies.reconcile_all
+        return cls(kube, repo, topics, control, runtime, strategies, profiles, outages)
 
-    def start_sweeper(self, interval: float) -> None:
-        """Every ``interval`` seconds, archive rows whose resource is gone."""
-        self._sweeper = asyncio.create_task(self._sweep_forever(interval), name="row sweeper")
+    def start_background(self, operator: OperatorConfig) -> None:
+        """The row sweeper (archives rows whose resource is gone) and the outage probes."""
+        sweep = operator.sweep_interval or operator.resync_interval
+        self._tasks = [
+            asyncio.create_task(self._sweep_forever(sweep), name="row sweeper"),
+            asyncio.create_task(self.outages.run(operator.probe_interval),
+                                name="outage probes"),
+        ]
 
     async def _sweep_forever(self, interval: float) -> None:
         while True:
@@ -147,10 +164,10 @@ class Services:
                 log.warning("sweeping orphaned rows: %s", exc)
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+                await task
         self.control.close()
         await self.repo.close()
         await self.kube.close()

@@ -60,6 +60,8 @@ OPERATOR_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["apps"], "resources": ["deployments"],
      "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    # brokerSecretRef: whether a Live strategy's Secret exists (read as metadata only).
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
 ]
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
@@ -172,13 +174,30 @@ def strategy_manifest(name: str, profile: str, **spec: Any) -> dict[str, Any]:
         "kind": "TradingStrategy",
         "metadata": {"name": name},
         "spec": {"strategy": "momentum", "instruments": ["INFY", "TCS"],
-                 "riskProfileRef": profile, "params": {"fast": 5, "slow": 20}, **spec},
+                 "riskProfileRef": profile, "params": {"quantity": 5, "threshold": 0.001}, **spec},
     }
 
 
 def profile_manifest(name: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": "RiskProfile", "metadata": {"name": name},
             "spec": {"maxOrderQuantity": 100, **spec}}
+
+
+@pytest.fixture
+def profile(kube: Kube, operator: RunningOperator, name: str) -> str:
+    """A RiskProfile (the operator reconciles it)."""
+    rp = f"rp-{name}"
+    kube.create(kube.rp(operator.namespace), profile_manifest(rp))
+    return rp
+
+
+def strategy_of(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
+    return kube.get(kube.ts(ns, name))
+
+
+def worker_of(kube: Kube, ns: str, strategy: str) -> dict[str, Any] | None:
+    """The strategy-runner Deployment of ``strategy``."""
+    return kube.get(kube.deployment(ns, f"strategy-{strategy}"))
 
 
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
@@ -368,11 +387,17 @@ def operator_settings(operator_kubeconfig: Path, namespace: str, operator_db_url
         operator=OperatorConfig(
             worker_image="registry.example/alphaspt-worker:test",
             kubeconfig=operator_kubeconfig,
-            resync_interval=3.0,
+            # A resync far beyond every test's wait: whatever a test sees happen, happened
+            # because of a watch event, a probe or a retry, not because of the resync.
+            resync_interval=600.0,
+            sweep_interval=3.0,
             runtime_interval=1.0,
+            runtime_write_interval=2.0,
+            probe_interval=1.0,
             retry_delay=1.0,
             deletion_attempts=2,
             health_port=free_port(),
+            metrics_port=free_port(),
         ),
     )
 

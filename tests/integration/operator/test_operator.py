@@ -27,6 +27,12 @@ from tests.integration.operator.conftest import (
     profile_manifest,
     strategy_manifest,
 )
+from tests.integration.operator.conftest import (
+    strategy_of as _ts,
+)
+from tests.integration.operator.conftest import (
+    worker_of as _deployment,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.kube]
 
@@ -38,22 +44,6 @@ async def repo(operator: RunningOperator) -> Any:
     repository = ConfigRepository(create_engine(url.get_secret_value()))
     yield repository
     await repository.close()
-
-
-@pytest.fixture
-def profile(kube: Kube, operator: RunningOperator, name: str) -> str:
-    """A RiskProfile that the operator has reconciled."""
-    rp = f"rp-{name}"
-    kube.create(kube.rp(operator.namespace), profile_manifest(rp))
-    return rp
-
-
-def _deployment(kube: Kube, ns: str, strategy: str) -> dict[str, Any] | None:
-    return kube.get(kube.deployment(ns, f"strategy-{strategy}"))
-
-
-def _ts(kube: Kube, ns: str, name: str) -> dict[str, Any] | None:
-    return kube.get(kube.ts(ns, name))
 
 
 class ControlReader:
@@ -193,7 +183,7 @@ async def test_create_reconciles_row_topics_and_deployment(
 
     record = await eventually(lambda: repo.get_strategy(ns, name), what="row")
     assert record.generation == 1 and record.spec.instruments == ("INFY", "TCS")
-    assert record.spec.params == {"fast": 5, "slow": 20}
+    assert record.spec.params == {"quantity": 5, "threshold": 0.001}
 
     admin = admin_client(kafka)
     topics = admin.list_topics(timeout=10).topics
@@ -251,7 +241,7 @@ async def test_ready_follows_the_deployment(kube: Kube, operator: RunningOperato
 async def test_steady_state_writes_nothing(kube: Kube, operator: RunningOperator,
                                            profile: str, name: str) -> None:
     """Status and Deployment are only written when they change: a resource at rest sees
-    resyncs (every 3 s here) and runtime refreshes (every 1 s) but no writes."""
+    runtime refreshes (every 1 s here) and outage probes (every 1 s) but no writes."""
     ns = operator.namespace
     kube.create(kube.ts(ns), strategy_manifest(name, profile))
     await eventually(lambda: _deployment(kube, ns, name), what="Deployment")
@@ -261,7 +251,7 @@ async def test_steady_state_writes_nothing(kube: Kube, operator: RunningOperator
     await asyncio.sleep(0.5)  # let the last watch events settle
     ts, dep = _ts(kube, ns, name), _deployment(kube, ns, name)
     assert ts is not None and dep is not None
-    await asyncio.sleep(operator.settings.operator.resync_interval + 1.0)
+    await asyncio.sleep(4.0)
     ts_after, dep_after = _ts(kube, ns, name), _deployment(kube, ns, name)
     assert ts_after is not None and dep_after is not None
     assert ts_after["metadata"]["resourceVersion"] == ts["metadata"]["resourceVersion"]
@@ -276,7 +266,7 @@ async def test_update_changes_row_and_rolls_the_deployment(
     dep = await eventually(lambda: _deployment(kube, ns, name), what="Deployment")
     old_hash = dep["spec"]["template"]["metadata"]["annotations"]["alphaspt.io/config-hash"]
     response = kube.patch(kube.ts(ns, name), {"spec": {
-        "params": {"fast": 8, "slow": 30}, "instruments": ["INFY", "TCS", "M&M"],
+        "params": {"quantity": 8, "allowShort": True}, "instruments": ["INFY", "TCS", "M&M"],
         "resources": {"limits": {"cpu": "1"}}}})
     assert response.status_code == 200, response.text
 
@@ -291,7 +281,7 @@ async def test_update_changes_row_and_rolls_the_deployment(
         "cpu": "1", "memory": "512Mi"}
     record = await eventually(
         lambda: _row_with_generation(repo, ns, name, 2), what="row of generation 2")
-    assert record.spec.params == {"fast": 8, "slow": 30}
+    assert record.spec.params == {"quantity": 8, "threshold": 0.001, "allowShort": True}
     assert record.spec.instruments == ("INFY", "TCS", "M&M")
     await eventually(
         lambda: (_ts(kube, ns, name) or {}).get("status", {}).get("observedGeneration") == 2,

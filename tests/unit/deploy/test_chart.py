@@ -291,6 +291,8 @@ def test_operator_settings_parse_as_operator_config(objects: Objects) -> None:
     assert config.service_account == f"{RELEASE}-workload"
     assert config.health_port == next(
         p["containerPort"] for p in container["ports"] if p["name"] == "health")
+    assert config.metrics_port == next(
+        p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
     assert set(config.default_requests) == {"cpu", "memory"}
     assert set(config.default_limits) == {"cpu", "memory"}
 
@@ -367,14 +369,17 @@ def _rules(objects: Objects, kind: str) -> list[dict[str, Any]]:
     return [rule for role in _by_kind(objects, kind) for rule in role["rules"]]
 
 
-def test_rbac_has_no_wildcards_and_no_secret_access(objects: Objects) -> None:
+def test_rbac_has_no_wildcards_and_reads_no_secret(objects: Objects) -> None:
+    """Secrets: ``get`` only (whether a brokerSecretRef exists, asked as metadata); never
+    list or watch, which would hand the operator every Secret of the namespace."""
     rules = _rules(objects, "Role")
     assert rules
     for rule in rules:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
             assert not any("*" in item for item in rule[field]), rule
-        assert "secrets" not in rule["resources"], rule
+        if "secrets" in rule["resources"]:
+            assert rule["resources"] == ["secrets"] and rule["verbs"] == ["get"], rule
         assert "resourceNames" not in rule or rule["resourceNames"], rule
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
 
@@ -403,6 +408,7 @@ def test_operator_role_grants_exactly_what_it_reconciles(objects: Objects) -> No
         ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
         ("", "events"): {"create", "patch"},
         ("events.k8s.io", "events"): {"create", "patch"},
+        ("", "secrets"): {"get"},
     }
 
 

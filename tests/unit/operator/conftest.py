@@ -93,6 +93,15 @@ class FakeKube:
         self.writes.append(("delete", "deployments", name))
         return self.objects.pop(("deployments", name), None) is not None
 
+    def add_secret(self, name: str, version: str = "1") -> None:
+        self.objects[("secrets", name)] = {"metadata": {"name": name,
+                                                        "resourceVersion": version}}
+
+    async def get_secret_metadata(self, namespace: str, name: str
+                                  ) -> dict[str, Any] | None:
+        found = self.objects.get(("secrets", name))
+        return copy.deepcopy(found) if found else None
+
 
 def _merge(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """RFC 7386 JSON merge patch."""
@@ -192,6 +201,14 @@ class FakeRuntime:
 
     async def strategy(self, name: str) -> StrategyView | None:
         return self.views.get(name)
+
+
+class FakeOutages:
+    def __init__(self) -> None:
+        self.down: dict[str, str] = {}
+
+    def outages(self) -> Mapping[str, str]:
+        return dict(self.down)
 
 
 class RecordedEvents:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from alphaspt.core.specs import DesiredState
+from alphaspt.core.views import PositionView, StrategyView
 from alphaspt.operator.conditions import (
     CONFIG_SYNCED,
     FALSE,
@@ -111,8 +112,30 @@ def test_merge_patch_is_minimal_and_removes_map_keys() -> None:
     assert merge_patch({}, {"conditions": [1]}) == {"conditions": [1]}
 
 
+def _position(symbol: str, quantity: int) -> PositionView:
+    return PositionView(symbol=symbol, quantity=quantity, avg_price=1.0, last_price=1.0,
+                        realised_pnl=0.0, unrealised_pnl=0.0)
+
+
 def test_runtime_summary_rounds_and_drops_flat_positions() -> None:
-    summary = runtime_summary({"INFY": 10, "TCS": 0}, 1.234, -2.345, 3.0, 1767225600.0)
-    assert summary == {"positions": {"INFY": 10}, "realisedPnl": 1.23, "unrealisedPnl": -2.35,
-                       "netPnl": 3.0, "lastHeartbeat": "2026-01-01T00:00:00Z"}
-    assert "lastHeartbeat" not in runtime_summary({}, 0, 0, 0, 0)
+    view = StrategyView(name="s", positions=(_position("TCS", 0), _position("INFY", 10)),
+                        realised_pnl=1.234, unrealised_pnl=-2.345, charges=0.456, net_pnl=3.0,
+                        orders=4, fills=3, rejections=1, updated_at=1767225600.0)
+    assert runtime_summary(view) == {
+        "positions": {"INFY": 10}, "realisedPnl": 1.23, "unrealisedPnl": -2.35,
+        "charges": 0.46, "netPnl": 3.0, "orders": 4, "fills": 3, "rejections": 1,
+        "lastHeartbeat": "2026-01-01T00:00:00Z"}
+    assert "lastHeartbeat" not in runtime_summary(StrategyView(name="s"))
+
+
+def test_phase_shows_the_kill_switch_and_outages_apart_from_not_running() -> None:
+    ok = Condition("X", TRUE, "Ok")
+    db_down = Condition("ConfigSynced", FALSE, "DatabaseUnavailable", "PostgreSQL down")
+    missing = Condition("ConfigSynced", FALSE, "RiskProfileNotFound")
+    running = DesiredState.RUNNING
+    assert strategy_phase(running, ok, ok, ok, halted=True) == "Halted"
+    assert strategy_phase(DesiredState.PAUSED, ok, ok, ok, halted=True) == "Paused"
+    assert strategy_phase(running, db_down, ok, ok) == "Running"  # the worker still runs
+    assert strategy_phase(running, missing, ok, ok) == "Pending"
+    unseen = Condition("WorkerReady", "Unknown", "NotObserved")
+    assert strategy_phase(running, db_down, ok, unseen) == "Pending"

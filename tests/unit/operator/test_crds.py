@@ -206,9 +206,43 @@ async def test_every_status_field_written_is_declared(config: ReconcilerConfig) 
                      "status") == []
     phases = {
         strategy_phase(d, Condition("C", c, ""), Condition("T", TRUE, ""),
-                       Condition("W", w, r), failed=f)
-        for d, c, w, r, f in itertools.product(
+                       Condition("W", w, r), failed=f, halted=h)
+        for d, c, w, r, f, h in itertools.product(
             DesiredState, (TRUE, FALSE), (TRUE, FALSE),
-            ("WorkerUnavailable", "RolloutPending"), (True, False))
+            ("WorkerUnavailable", "RolloutPending"), (True, False), (True, False))
     }
     assert phases == set(ts_status["properties"]["phase"]["enum"])
+
+
+def _undescribed(node: dict[str, Any], path: str) -> list[str]:
+    missing = []
+    for key, sub in (node.get("properties") or {}).items():
+        where = f"{path}.{key}"
+        if where.count(".") == 1 and key == "metadata":
+            continue  # the API server refuses anything but name/generateName there
+        if not str(sub.get("description") or "").strip():
+            missing.append(where)
+        missing += _undescribed(sub, where)
+        if isinstance(sub.get("items"), dict):
+            missing += _undescribed(sub["items"], where + "[]")
+    return missing
+
+
+@pytest.mark.parametrize("name", ["tradingstrategies", "riskprofiles"])
+def test_every_field_is_described_for_kubectl_explain(name: str) -> None:
+    assert _undescribed(schema_of(name), name) == []
+
+
+@pytest.mark.parametrize("name", ["tradingstrategies", "riskprofiles"])
+def test_printer_columns_show_the_ready_reason_and_message(name: str) -> None:
+    (version,) = crd(name)["spec"]["versions"]
+    paths = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert paths["Reason"] == '.status.conditions[?(@.type=="Ready")].reason'
+    assert paths["Message"] == '.status.conditions[?(@.type=="Ready")].message'
+
+
+def test_every_condition_type_written_is_declared() -> None:
+    from alphaspt.operator.conditions import STRATEGY_CONDITIONS
+
+    item = schema_of("tradingstrategies")["properties"]["status"]["properties"]["conditions"]
+    assert set(item["items"]["properties"]["type"]["enum"]) == set(STRATEGY_CONDITIONS)

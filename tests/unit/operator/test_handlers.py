@@ -12,7 +12,14 @@ import pytest
 
 from alphaspt.core.config import OperatorConfig, Settings
 from alphaspt.exceptions import DependencyNotReady, InvalidConfiguration
-from alphaspt.operator.handlers import kopf_errors, logged, login, make_registry, ts_update
+from alphaspt.operator.handlers import (
+    _edited_while_failing,
+    kopf_errors,
+    logged,
+    login,
+    make_registry,
+    ts_update,
+)
 
 
 async def test_temporary_and_permanent_failures_map_to_kopf() -> None:
@@ -87,3 +94,18 @@ async def test_update_releases_the_previous_risk_profile() -> None:
     ])
     await ts_update(name="mom", diff=diff, memo=memo)
     assert strategies.calls == [("reconcile", "mom"), ("profile_changed", "old")]
+
+
+def test_an_edit_of_a_failing_strategy_is_reconciled_at_once() -> None:
+    def body(generation: int, observed: int, ready: str) -> dict[str, Any]:
+        return {"metadata": {"generation": generation}, "status": {
+            "observedGeneration": observed,
+            "conditions": [{"type": "Ready", "status": ready, "reason": "X"}]}}
+
+    assert _edited_while_failing(body(3, 2, "False"))
+    assert not _edited_while_failing(body(2, 2, "False"))  # nothing new: kopf retries
+    assert not _edited_while_failing(body(3, 2, "True"))  # kopf's update handler does it
+    deleting = body(3, 2, "False")
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert not _edited_while_failing(deleting)
+    assert not _edited_while_failing({"metadata": {"generation": 1}})

@@ -15,6 +15,7 @@ from alphaspt.operator.strategies import ReconcilerConfig, StrategyReconciler, c
 from tests.unit.operator.conftest import (
     FakeControl,
     FakeKube,
+    FakeOutages,
     FakeRepo,
     FakeRuntime,
     FakeTopics,
@@ -33,13 +34,16 @@ class World:
         self.control = FakeControl()
         self.runtime = FakeRuntime()
         self.events = RecordedEvents()
+        self.outages = FakeOutages()
+        self.now = 1767225600.0
         self.profiles = RiskProfileReconciler(
             config, kube=self.kube, repo=self.repo, topics=self.topics, control=self.control,
             events=self.events, clock=lambda: 1767225600.0)
         self.strategies = StrategyReconciler(
             config, kube=self.kube, repo=self.repo, topics=self.topics, control=self.control,
             runtime=self.runtime, events=self.events, on_binding=self.profiles.refresh_binding,
-            clock=lambda: 1767225600.0)
+            outages=self.outages, clock=lambda: self.now)
+        self.profiles.on_change = self.strategies.reconcile_bound
 
     def ts(self, name: str) -> dict[str, Any]:
         return self.kube.objects[(TS, name)]
@@ -83,7 +87,7 @@ async def test_update_patches_the_deployment_and_pause_scales_down(world: World)
     old = world.kube.objects[("deployments", "strategy-mom")]
     old_hash = old["spec"]["template"]["metadata"]["annotations"]["alphaspt.io/config-hash"]
 
-    world.kube.update_spec(TS, "mom", params={"fast": 3})
+    world.kube.update_spec(TS, "mom", params={"quantity": 3})
     await world.strategies.reconcile("mom")
     dep = world.kube.objects[("deployments", "strategy-mom")]
     assert dep["spec"]["template"]["metadata"]["annotations"][
@@ -275,3 +279,194 @@ def test_contains_compares_what_we_set() -> None:
     stored["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "Y"})
     assert not contains(stored, desired)
     assert not contains({"spec": {"replicas": 0}}, {"spec": {"replicas": 1}})
+
+
+def _view(name: str, net: float, updated_at: float, **counts: int) -> StrategyView:
+    return StrategyView(name=name, realised_pnl=net, net_pnl=net, charges=1.5,
+                        updated_at=updated_at, **counts)
+
+
+async def test_a_strategy_the_runner_would_refuse_gets_no_deployment(world: World) -> None:
+    world.kube.add(TS, "TradingStrategy", "typo", strategy_spec(params={"fast": 5}))
+    with pytest.raises(InvalidConfiguration, match="fast"):
+        await world.strategies.reconcile("typo")
+    assert ("deployments", "strategy-typo") not in world.kube.objects
+    assert "typo" not in world.repo.strategies
+    ready = world.cond("typo", "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidStrategy")
+    assert "fast" in ready["message"] and world.ts("typo")["status"]["phase"] == "Failed"
+    with pytest.raises(InvalidConfiguration):  # a resync: no second Warning
+        await world.strategies.reconcile("typo")
+    assert world.events.reasons("Warning").count("InvalidStrategy") == 1
+
+    world.kube.add(TS, "TradingStrategy", "ghost", strategy_spec(strategy="nosuch"))
+    with pytest.raises(InvalidConfiguration, match="unknown strategy"):
+        await world.strategies.reconcile("ghost")
+    assert world.cond("ghost", "Ready")["reason"] == "InvalidStrategy"
+
+    world.kube.update_spec(TS, "typo", params={"quantity": 5})  # fixed
+    await world.strategies.reconcile("typo")
+    assert ("deployments", "strategy-typo") in world.kube.objects
+    assert world.cond("typo", "ConfigSynced")["status"] == "True"
+
+
+async def test_live_strategy_needs_its_broker_secret_and_mounts_only_it(world: World) -> None:
+    world.kube.add(TS, "TradingStrategy", "live", strategy_spec(
+        mode="Live", brokerSecretRef={"name": "kite-live"}))
+    with pytest.raises(DependencyNotReady, match="kite-live"):
+        await world.strategies.reconcile("live")
+    assert world.cond("live", "Ready")["reason"] == "BrokerSecretMissing"
+    assert ("deployments", "strategy-live") not in world.kube.objects
+    world.kube.add_secret("kite-live", version="7")
+    await world.strategies.reconcile("live")
+    dep = world.kube.objects[("deployments", "strategy-live")]
+    template = dep["spec"]["template"]
+    env = {e["name"]: e for e in template["spec"]["containers"][0]["env"]}
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in env.values() if "valueFrom" in e}
+    assert refs == {"alphaspt-connections", "kite-live"}
+    assert env["ALPHASPT_KITE__API_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "kite-live", "key": "api_key", "optional": False}
+    assert env["ALPHASPT_KITE__ACCESS_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == (
+        "access_token")
+    assert template["metadata"]["annotations"]["alphaspt.io/broker-secret-version"] == "7"
+    world.kube.add(TS, "TradingStrategy", "paper", strategy_spec())
+    await world.strategies.reconcile("paper")
+    paper_env = world.kube.objects[("deployments", "strategy-paper")]["spec"]["template"][
+        "spec"]["containers"][0]["env"]
+    assert not [e for e in paper_env if e["name"].startswith("ALPHASPT_KITE__")]
+
+
+async def test_kill_switch_halts_the_bound_strategies(world: World) -> None:
+    world.kube.add(TS, "TradingStrategy", "mom", strategy_spec())
+    world.kube.add(TS, "TradingStrategy", "other", strategy_spec(riskProfileRef="second"))
+    world.kube.add(RP, "RiskProfile", "second", {})
+    await world.strategies.reconcile("mom")
+    await world.strategies.reconcile("other")
+    assert world.cond("mom", "Halted")["status"] == "False"
+    world.kube.objects[(RP, "default")]["spec"]["killSwitch"] = True
+    await world.profiles.kill_switch(world.kube.objects[(RP, "default")], True)
+    halted = world.cond("mom", "Halted")
+    assert (halted["status"], halted["reason"]) == ("True", "KillSwitch")
+    assert "default" in halted["message"] and world.ts("mom")["status"]["phase"] == "Halted"
+    assert world.cond("other", "Halted")["status"] == "False"
+
+
+async def test_deleting_a_used_profile_is_blocked_visibly_once(world: World) -> None:
+    world.kube.add(TS, "TradingStrategy", "mom", strategy_spec())
+    await world.strategies.reconcile("mom")
+    profile = world.kube.objects[(RP, "default")]
+    profile["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    for _ in range(3):  # kopf's retries
+        with pytest.raises(DependencyNotReady, match="mom"):
+            await world.profiles.finalize(profile)
+    assert world.events.reasons("Warning").count("DeletionBlocked") == 1
+    ready = world.cond("default", "Ready", RP)
+    assert (ready["status"], ready["reason"]) == ("False", "DeletionBlocked")
+    assert "mom" in ready["message"]
+
+    world.kube.add(TS, "TradingStrategy", "late", strategy_spec())
+    with pytest.raises(DependencyNotReady, match="being deleted"):
+        await world.strategies.reconcile("late")
+    assert world.cond("late", "ConfigSynced")["reason"] == "RiskProfileTerminating"
+    assert ("deployments", "strategy-late") not in world.kube.objects
+    # the late one does not block; a terminating strategy does not count
+    world.ts("mom")["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:01Z"
+    assert await world.profiles.bound_strategies("default", profile) == []
+    await world.profiles.finalize(profile)
+    assert "default" in world.repo.archived
+
+
+async def test_outages_fail_fast_with_their_own_reason(world: World) -> None:
+    world.kube.add(TS, "TradingStrategy", "mom", strategy_spec())
+    await world.strategies.reconcile("mom")
+    world.outages.down["PostgreSQL"] = "connection refused"
+    with pytest.raises(InfrastructureUnavailable):
+        await world.strategies.reconcile("mom")
+    ready = world.cond("mom", "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "DatabaseUnavailable")
+    assert world.ts("mom")["status"]["phase"] == "Starting"  # the worker's, not Pending
+    world.outages.down = {"Kafka": "broker down"}
+    with pytest.raises(InfrastructureUnavailable):
+        await world.strategies.reconcile("mom")
+    assert world.cond("mom", "Ready")["reason"] == "KafkaUnavailable"
+    world.outages.down = {}
+    await world.strategies.reconcile("mom")
+    assert world.cond("mom", "Ready")["reason"] == "RolloutPending"
+
+
+async def test_pause_annotation_stops_reconciling(world: World) -> None:
+    obj = world.kube.add(TS, "TradingStrategy", "mom", strategy_spec())
+    obj["metadata"]["annotations"] = {"alphaspt.io/pause-reconciliation": "true"}
+    await world.strategies.reconcile("mom")
+    assert ("deployments", "strategy-mom") not in world.kube.objects
+    assert "mom" not in world.repo.strategies
+    assert world.cond("mom", "ReconciliationPaused")["status"] == "True"
+    writes = len(world.kube.writes)
+    await world.strategies.reconcile("mom")
+    assert len(world.kube.writes) == writes
+    obj["metadata"]["annotations"] = {}
+    await world.strategies.reconcile("mom")
+    assert ("deployments", "strategy-mom") in world.kube.objects
+    assert world.cond("mom", "ReconciliationPaused") == {}
+
+
+async def test_runtime_writes_are_rate_limited_and_ignore_older_namesakes(world: World
+                                                                          ) -> None:
+    obj = world.kube.add(TS, "TradingStrategy", "mom", strategy_spec())
+    obj["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"  # == world.now
+    world.runtime.views["mom"] = _view("mom", 99.0, world.now - 60)  # a deleted namesake's
+    await world.strategies.refresh_runtime("mom")
+    assert "runtime" not in (world.ts("mom").get("status") or {})
+
+    world.runtime.views["mom"] = _view("mom", 1.0, world.now + 1, orders=2, fills=1)
+    await world.strategies.refresh_runtime("mom")
+    runtime = world.ts("mom")["status"]["runtime"]
+    assert (runtime["netPnl"], runtime["charges"], runtime["orders"], runtime["fills"],
+            runtime["rejections"]) == (1.0, 1.5, 2, 1, 0)
+    writes = len(world.kube.writes)
+    world.now += 10
+    world.runtime.views["mom"] = _view("mom", 2.0, world.now, orders=3, fills=2)
+    await world.strategies.refresh_runtime("mom")  # changed, but within 30 s
+    assert len(world.kube.writes) == writes
+    world.now += 25
+    world.runtime.views["mom"] = _view("mom", 2.0, world.now, orders=3, fills=2)  # heartbeat
+    await world.strategies.refresh_runtime("mom")
+    assert world.ts("mom")["status"]["runtime"]["netPnl"] == 2.0 and len(
+        world.kube.writes) == writes + 1
+    world.now += 60
+    world.runtime.views["mom"] = _view("mom", 2.0, world.now, orders=3, fills=2)
+    await world.strategies.refresh_runtime("mom")  # only the heartbeat moved: no write
+    assert len(world.kube.writes) == writes + 1
+
+
+async def test_a_strategy_only_its_own_image_can_import_is_left_to_its_runner(
+    world: World,
+) -> None:
+    ref = "private_strategies.alpha:Alpha"
+    world.kube.add(TS, "TradingStrategy", "own", strategy_spec(strategy=ref,
+                                                               image="registry/own:1"))
+    await world.strategies.reconcile("own")
+    assert ("deployments", "strategy-own") in world.kube.objects
+    world.kube.add(TS, "TradingStrategy", "default-image", strategy_spec(strategy=ref))
+    with pytest.raises(InvalidConfiguration, match="cannot import"):
+        await world.strategies.reconcile("default-image")
+    assert world.cond("default-image", "Ready")["reason"] == "InvalidStrategy"
+
+
+def test_the_examples_pass_the_operators_strategy_check() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from alphaspt.core.specs import TradingStrategySpec
+    from alphaspt.operator.validation import check_strategy
+
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    checked = 0
+    for path in sorted(examples.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "TradingStrategy":
+                check_strategy(doc["metadata"]["name"],
+                               TradingStrategySpec.model_validate(doc["spec"]))
+                checked += 1
+    assert checked >= 2
