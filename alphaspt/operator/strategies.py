@@ -181,7 +181,7 @@ class StrategyReconciler:
                              message, failed=True)
             raise InvalidConfiguration(message) from exc
         try:
-            check_strategy(name, spec)
+            check_strategy(name, spec, self._ns)
         except InvalidConfiguration as exc:
             # The runner would refuse to start: no Deployment for this configuration (one
             # of an earlier, valid generation keeps running until the spec is fixed).

@@ -77,7 +77,10 @@ def validate_strategy(
     try:
         load_strategy(parsed.strategy, name, parsed.params)
     except UnknownStrategy as exc:
-        problems.append(Problem(rid, "spec.strategy", str(exc), file))
+        # A package.module:Class strategy of a strategy with its own worker image lives in
+        # that image only: its runner checks it there.
+        if parsed.image is None or not isinstance(exc.__cause__, ImportError):
+            problems.append(Problem(rid, "spec.strategy", str(exc), file))
     except InvalidConfiguration as exc:
         cause = exc.__cause__
         if isinstance(cause, ValidationError):
