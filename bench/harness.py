@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -51,7 +52,9 @@ class Figure:
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
-        return {k: v for k, v in out.items() if v is not None and v != ""}
+        if isinstance(self.value, float) and math.isnan(self.value):
+            out["value"] = None  # no measurement (the note says why); JSON has no NaN
+        return {k: v for k, v in out.items() if k == "value" or (v is not None and v != "")}
 
 
 def start_broker(kind: str) -> tuple[str, Callable[[], None]]:
@@ -90,7 +93,7 @@ def run_child(module: str, args: Mapping[str, Any], *, core: int | None,
     argv = [sys.executable, "-m", module, payload]
     if profile is not None:
         argv = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
-                "--rate", "250", "--nonblocking", "--idle", "-o", str(profile), "--", *argv]
+                "--rate", "250", "--nonblocking", "-o", str(profile), "--", *argv]
     proc = subprocess.run(argv, env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, check=False)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
