@@ -106,21 +106,27 @@ def main() -> None:
         state = Path(tmp)
         pg, redis, kafka = EmbeddedPostgres(state / "pg"), EmbeddedRedis(state / "redis"), \
             Tansu(state / "tansu")
-        servers_started = time.monotonic()
         for server in (pg, redis, kafka):
             server.start()
-        with KubeApiServer() as kube_server:
-            print(f"servers up in {time.monotonic() - servers_started:.1f} s "
-                  f"(kube-apiserver {kube_server.startup_seconds:.1f} s)")
-            try:
-                run(kube_server, pg.url, redis.url, kafka.bootstrap_servers, args)
-            finally:
-                for server in (kafka, redis, pg):
-                    server.stop()
+        try:
+            out = measure(pg.url, redis.url, kafka.bootstrap_servers, args.runs, args.many)
+        finally:
+            for server in (kafka, redis, pg):
+                server.stop()
+    for key, value in out.items():
+        print(f"  {key:40s} {value:10.4g}")
 
 
-def run(kube_server: KubeApiServer, pg_url: str, redis_url: str, bootstrap: str,
-        args: argparse.Namespace) -> None:
+def measure(pg_url: str, redis_url: str, bootstrap: str, runs: int,
+            many: int) -> dict[str, float]:
+    """Seconds: p50 apply → Deployment one at a time (``runs``) and back to back
+    (``many``), each beside the API server alone creating the same Deployment."""
+    with KubeApiServer() as kube_server:
+        return _measure(kube_server, pg_url, redis_url, bootstrap, runs, many)
+
+
+def _measure(kube_server: KubeApiServer, pg_url: str, redis_url: str, bootstrap: str,
+             runs: int, many: int) -> dict[str, float]:
     kube = Kube(kube_server)
     for path in sorted((ROOT / "crds").glob("*.yaml")):
         kube.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
@@ -139,9 +145,7 @@ def run(kube_server: KubeApiServer, pg_url: str, redis_url: str, bootstrap: str,
                                 metrics_port=None),
     )
     operator = RunningOperator(settings)
-    started = time.monotonic()
     operator.start()
-    print(f"operator ready in {time.monotonic() - started:.1f} s")
     try:
         kube.create(kube.rp(ns), profile_manifest("bench"))
         wait(lambda: condition(kube.get(kube.rp(ns, "bench")), "Ready").get("status") == "True")
@@ -150,7 +154,7 @@ def run(kube_server: KubeApiServer, pg_url: str, redis_url: str, bootstrap: str,
         wait(lambda: kube.get(kube.deployment(ns, "strategy-warmup")))
 
         base, operated = [], []
-        for i in range(args.runs):
+        for i in range(runs):  # interleaved: baseline POST, then one apply
             body = baseline_deployment(kube, ns, f"b{i}")
             t0 = time.monotonic()
             kube.create(kube.deployment(ns), body)
@@ -160,35 +164,47 @@ def run(kube_server: KubeApiServer, pg_url: str, redis_url: str, bootstrap: str,
             kube.create(kube.ts(ns), manifest)
             wait(functools.partial(kube.get, kube.deployment(ns, f"strategy-s{i}")))
             operated.append(time.monotonic() - t0)
-        p50, p50_base = statistics.median(operated), statistics.median(base)
-        print(f"\napply -> Deployment created, {args.runs} runs:")
-        print(f"  operator  p50 {p50 * 1000:7.1f} ms  p90 {percentile(operated, 0.9) * 1000:7.1f}"
-              f" ms  max {max(operated) * 1000:7.1f} ms")
-        print(f"  baseline  p50 {p50_base * 1000:7.1f} ms  (POST of the same Deployment, no "
-              f"operator)   ratio {p50 / p50_base:.1f}x")
 
-        names = [f"m{i}" for i in range(args.many)]
+        names = [f"m{i}" for i in range(many)]
         bodies = [baseline_deployment(kube, ns, name) for name in names]
+        base_many = []
         t0 = time.monotonic()
         for body in bodies:
+            t1 = time.monotonic()
             kube.create(kube.deployment(ns), body)
-        baseline_many = time.monotonic() - t0
+            base_many.append(time.monotonic() - t1)
+        baseline_all = time.monotonic() - t0
 
+        applied: dict[str, float] = {}
         t0 = time.monotonic()
         for name in names:
             kube.create(kube.ts(ns), strategy_manifest(name, "bench"))
-        applied = time.monotonic() - t0
-        wait(lambda: all(kube.get(kube.deployment(ns, f"strategy-{n}")) for n in names),
-             timeout=300, interval=0.05)
+            applied[name] = time.monotonic()
+        seen: dict[str, float] = {}
+
+        def all_seen() -> bool:
+            listed = kube.get(kube.deployment(ns)) or {}
+            now = time.monotonic()
+            for item in listed.get("items", []):
+                name = item["metadata"]["name"].removeprefix("strategy-")
+                if name in applied and name not in seen:
+                    seen[name] = now
+            return len(seen) == len(applied)
+
+        wait(all_seen, timeout=300, interval=0.02)
         deployments = time.monotonic() - t0
         wait(lambda: _all_reconciled(kube, ns, names), timeout=300, interval=0.05)
         reconciled = time.monotonic() - t0
-        print(f"\n{args.many} strategies applied back to back (apply took {applied:.2f} s):")
-        print(f"  all Deployments created   {deployments:6.2f} s")
-        print(f"  all reconciled (status)   {reconciled:6.2f} s   "
-              f"{args.many / reconciled:.0f} strategies/s")
-        print(f"  baseline                  {baseline_many:6.2f} s   ({args.many} Deployment "
-              f"POSTs, no operator)   ratio {reconciled / baseline_many:.1f}x")
+        return {
+            f"apply_p50_{runs}": statistics.median(operated),
+            f"apply_p90_{runs}": percentile(operated, 0.9),
+            f"post_p50_{runs}": statistics.median(base),
+            f"apply_p50_{many}": statistics.median(seen[n] - applied[n] for n in names),
+            f"post_p50_{many}": statistics.median(base_many),
+            f"all_deployments_{many}": deployments,
+            f"all_reconciled_{many}": reconciled,
+            f"all_posts_{many}": baseline_all,
+        }
     finally:
         operator.stop()
         kube.close()

@@ -12,6 +12,11 @@ Definitions (``n`` = number of prices seen for the symbol, this tick included):
   seeded with the first price: ``ema = alpha * price + (1 - alpha) * ema``.
 - ``mean`` / ``std``: **population** mean and standard deviation (ddof 0) of the last
   ``min(n, window)`` prices, this price included.
+  Computed from running sums of the window shifted by a recent price, summed again
+  exactly (``math.fsum``) every ``window`` ticks and whenever cancellation would cost more
+  than four digits (so within about 1e-11 of the two-pass value, and exactly 0 on a flat
+  window); the sums are part of the exported state, so a restored symbol continues
+  bit for bit like an uninterrupted one.
 - ``zscore``: ``(price - mean) / std``; ``0.0`` when ``std`` is zero (a flat window; a
   relative tolerance of 1e-12 absorbs floating-point noise from identical prices).
 - ``vwap``: ``sum(price * traded) / sum(traded)`` over the symbol's ticks of the current
@@ -30,13 +35,14 @@ Robustness: a tick whose ``event_id`` was among the symbol's recent ticks is a d
 both return ``None`` and change nothing. A tick with a non-finite or non-positive price, or a
 negative quantity/volume, raises :class:`InvalidTick` (the worker dead-letters it).
 
-``Features.event_id`` is ``stable_id("features", tick.event_id)``, ``tick_id`` is the
-tick's id and ``exchange_ts`` the tick's, so a replay yields identical events (only
-``ingest_ts`` differs, by definition).
+``Features.event_id`` is ``alphaspt.core.events.stable_id("features", tick.event_id)``,
+``tick_id`` is the tick's id and ``exchange_ts`` the tick's, so a replay yields identical
+events (only ``ingest_ts`` differs, by definition).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import deque
 from collections.abc import Callable
@@ -46,7 +52,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alphaspt.core.clock import ist_day
-from alphaspt.core.events import Features, Tick, now_ns, stable_id
+from alphaspt.core.events import Features, Tick, now_ns
 
 __all__ = ["FeatureCalculator", "FeatureConfig", "InvalidTick", "ist_day"]
 
@@ -54,6 +60,11 @@ _DEDUP_IDS = 64
 """How many recent tick ids per symbol are remembered to drop redelivered ticks."""
 _ZERO_STD_RTOL = 1e-12
 
+
+
+def _features_id(tick_id: str) -> str:
+    """``stable_id("features", tick_id)`` without the generic join (the hot path)."""
+    return hashlib.blake2b(b"features|" + tick_id.encode(), digest_size=12).hexdigest()
 
 
 class InvalidTick(ValueError):
@@ -100,25 +111,80 @@ class _SymbolState(msgspec.Struct, kw_only=True):
     session_volume: int
     """Cumulative day volume reported by the previous tick of the session (0: none)."""
     recent_ids: list[str]
+    price_moments: list[float] | None = None
+    """Running sums of the price window (:class:`_Moments`); absent in older states."""
+    return_moments: list[float] | None = None
 
 
 _SYMBOL_ENCODER = msgspec.json.Encoder()
 _SYMBOL_DECODER = msgspec.json.Decoder(_SymbolState)
 
 
-def _mean_std(values: deque[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = math.fsum(values) / n
-    var = math.fsum((v - mean) * (v - mean) for v in values) / n
-    return mean, math.sqrt(var)
+def _squared_deviations(values: deque[float]) -> tuple[float, float]:
+    """Exact (two-pass, ``fsum``) mean and sum of squared deviations from it."""
+    mean = math.fsum(values) / len(values)
+    return mean, math.fsum((v - mean) * (v - mean) for v in values)
 
 
-def _sample_std(values: deque[float]) -> float:
-    n = len(values)
-    if n < 2:
-        return 0.0
-    mean = math.fsum(values) / n
-    return math.sqrt(math.fsum((v - mean) * (v - mean) for v in values) / (n - 1))
+_CANCELLATION = 1e-4
+"""When the running second moment loses more than four digits to cancellation
+(``n * var < 1e-4 * sum of squares``: a window that is flat, or far from its shift), the
+window is summed again exactly, so a flat window has ``std == 0.0`` and every other one
+stays within about 1e-11 (relative) of the exact two-pass value."""
+
+
+class _Moments:
+    """Running sums of a bounded window, shifted by a reference value ``k``:
+    ``s1 = sum(x - k)``, ``s2 = sum((x - k)**2)``, recomputed exactly (``fsum``) every
+    ``len(window)`` updates and whenever cancellation threatens, so the drift of the
+    incremental updates stays bounded. The sums are a deterministic function of the
+    window's history since the last exact recomputation, and they are kept in the
+    snapshot, so a restored calculator continues exactly like an uninterrupted one."""
+
+    __slots__ = ("k", "s1", "s2", "since")
+
+    def __init__(self, values: deque[float], saved: list[float] | None) -> None:
+        if saved is not None and len(saved) == 4:
+            self.k, self.s1, self.s2, since = saved
+            self.since = int(since)
+        else:
+            self.exact(values)
+
+    def exact(self, values: deque[float]) -> None:
+        k = values[-1] if values else 0.0
+        self.k = k
+        self.s1 = math.fsum(v - k for v in values)
+        self.s2 = math.fsum((v - k) * (v - k) for v in values)
+        self.since = 0
+
+    def push(self, values: deque[float], x: float) -> None:
+        """Append ``x`` to ``values`` (a bounded deque), updating the sums."""
+        k = self.k
+        if len(values) == values.maxlen:
+            old = values[0] - k
+            values.append(x)
+            d = x - k
+            self.s1 += d - old
+            self.s2 += d * d - old * old
+        else:
+            values.append(x)
+            d = x - k
+            self.s1 += d
+            self.s2 += d * d
+        self.since += 1
+        if self.since >= len(values):
+            self.exact(values)
+
+    def centred(self, values: deque[float]) -> tuple[float, float]:
+        """(mean, sum of squared deviations from the mean) of ``values``."""
+        n = len(values)
+        ss = self.s2 - self.s1 * self.s1 / n
+        if ss <= _CANCELLATION * self.s2:
+            return _squared_deviations(values)
+        return self.k + self.s1 / n, ss
+
+    def saved(self) -> list[float]:
+        return [self.k, self.s1, self.s2, float(self.since)]
 
 
 class _Rolling:
@@ -131,9 +197,11 @@ class _Rolling:
         "last_price",
         "last_ts",
         "log_returns",
+        "price_moments",
         "prices",
         "recent_ids",
         "recent_set",
+        "return_moments",
         "session_day",
         "session_pv",
         "session_qty",
@@ -156,6 +224,12 @@ class _Rolling:
         self.session_volume = s.session_volume
         self.recent_ids: deque[str] = deque(s.recent_ids[-_DEDUP_IDS:], maxlen=_DEDUP_IDS)
         self.recent_set = set(self.recent_ids)
+        # Sums saved with other windows describe other windows: recompute them.
+        self.price_moments = _Moments(
+            self.prices, s.price_moments if len(self.prices) == len(s.prices) else None)
+        self.return_moments = _Moments(
+            self.log_returns,
+            s.return_moments if len(self.log_returns) == len(s.log_returns) else None)
 
     def to_state(self) -> _SymbolState:
         return _SymbolState(
@@ -171,6 +245,8 @@ class _Rolling:
             session_qty=self.session_qty,
             session_volume=self.session_volume,
             recent_ids=list(self.recent_ids),
+            price_moments=self.price_moments.saved(),
+            return_moments=self.return_moments.saved(),
         )
 
     def remember(self, event_id: str) -> None:
@@ -242,8 +318,8 @@ class FeatureCalculator:
         st.remember(tick.event_id)
         st.ema_fast += self._alpha_fast * (price - st.ema_fast)
         st.ema_slow += self._alpha_slow * (price - st.ema_slow)
-        st.prices.append(price)
-        st.log_returns.append(math.log(price / prev))
+        st.price_moments.push(st.prices, price)
+        st.return_moments.push(st.log_returns, math.log(price / prev))
 
         if day != st.session_day:
             st.session_day = day
@@ -260,16 +336,22 @@ class FeatureCalculator:
         st.session_qty += traded
         vwap = st.session_pv / st.session_qty if st.session_qty > 0 else price
 
-        mean, std = _mean_std(st.prices)
+        mean, ss = st.price_moments.centred(st.prices)
+        std = math.sqrt(ss / len(st.prices))
         if std <= _ZERO_STD_RTOL * abs(mean):
             std = 0.0
             zscore = 0.0
         else:
             zscore = (price - mean) / std
-        volatility = _sample_std(st.log_returns) * self._vol_scale
+        returns = len(st.log_returns)
+        if returns < 2:
+            volatility = 0.0
+        else:
+            volatility = math.sqrt(st.return_moments.centred(st.log_returns)[1]
+                                   / (returns - 1)) * self._vol_scale
 
         return Features(
-            event_id=stable_id("features", tick.event_id),
+            event_id=_features_id(tick.event_id),
             exchange_ts=tick.exchange_ts,
             ingest_ts=self._clock(),
             symbol=tick.symbol,

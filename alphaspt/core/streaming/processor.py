@@ -38,7 +38,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -82,8 +82,9 @@ from alphaspt.exceptions import InfrastructureUnavailable, StateTooLarge
 
 log = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class Output:
+class Output(NamedTuple):
+    """One event a stage sends (a named tuple: built once per output, on the hot path)."""
+
     topic: str
     key: str | None
     event: Event
@@ -163,6 +164,9 @@ class StreamProcessor(ABC):
         self.dead_lettered = 0
         self.state_bytes = 0
         self.health = Health()
+        self._processed_metric = MESSAGES.labels(self.stage, "processed")
+        self._pending: list[tuple[str, str | None, bytes]] = []
+        """Outputs of the current batch, produced together when it ends (see _send)."""
 
     # -- what a stage implements -------------------------------------------------------
 
@@ -304,6 +308,7 @@ class StreamProcessor(ABC):
                 for out in self.on_idle():
                     self._emit(out)
                 self._update_lag()
+            self._send()
         except KafkaException as exc:
             self._recover(f"producing failed: {exc.args[0]}")
             return len(messages)
@@ -397,6 +402,7 @@ class StreamProcessor(ABC):
 
     def _flush(self, what: str) -> None:
         assert self._producer is not None
+        self._send()
         remaining = self._producer.flush(self.config.flush_timeout)
         failures = self._delivery.take_failures()
         if remaining or failures:
@@ -422,6 +428,7 @@ class StreamProcessor(ABC):
                     reason, self._failures)
         if now - self._failing_since >= self.config.unhealthy_after or self._failures >= 5:
             self.health.fail(f"{self._failures} checkpoints failed in a row: {reason}")
+        self._pending.clear()  # outputs of input the restore hands back again
         if self._producer is not None:
             self._producer.purge()
             self._producer.flush(0)
@@ -664,7 +671,7 @@ class StreamProcessor(ABC):
         self.current_topic = topic
         self.current_offset = msg.offset() or 0
         self._positions[(topic, partition)] = (msg.offset() or 0) + 1
-        MESSAGES.labels(self.stage, "processed").inc()
+        self._processed_metric.inc()
         self.processed += 1
         try:
             event = self.inputs[topic].decode(msg.value())
@@ -683,7 +690,29 @@ class StreamProcessor(ABC):
             self._emit(out)
 
     def _emit(self, out: Output) -> None:
-        self._produce(out.topic, out.key, encode(out.event), None)
+        self._pending.append((out.topic, out.key, encode(out.event)))
+
+    def _send(self) -> None:
+        """Produce the batch's outputs back to back (in order), so that the client batches
+        them into few requests: produced one by one between events, each would find an
+        empty queue and leave in a request of its own (linger.ms is 1). Called at the end
+        of every poll batch and before every flush, so checkpoints still cover them."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        producer = self._producer
+        assert producer is not None
+        i = 0
+        while i < len(pending):
+            topic, key, value = pending[i]
+            try:
+                producer.produce(topic, value, key)
+            except BufferError:  # the client's queue is full: let it deliver some
+                producer.poll(0.05)
+                continue
+            i += 1
+        producer.poll(0)
 
     def _produce(
         self, topic: str, key: str | bytes | None, value: bytes | None,
@@ -752,6 +781,7 @@ class StreamProcessor(ABC):
         log.info("%s: shutting down (processed=%d dlq=%d state_bytes=%d)", self.stage,
                  self.processed, self.dead_lettered, self.state_bytes)
         if self._producer is not None:
+            self._send()
             self._producer.flush(10)
         if self._consumer is not None:
             try:
