@@ -1,54 +1,43 @@
-"""Closed round trips (FIFO lots) from a strategy's fills, for reports and the dashboard.
+"""Closed round trips of a strategy's fill records, for reports and the dashboard.
 
-The ledger books positions at average cost (what P&L and risk use); reports conventionally
-match exits against the oldest open entries first. ``round_trips`` does that per symbol:
-each exit fill closes the oldest open lots, a fill larger than the open position closes it
-and opens a lot on the other side. Gross P&L (before charges) of each closed piece.
+The matching is the accounting core's FIFO (:class:`alphaspt.core.accounting.FifoLots`, one
+per symbol); this module only reads the read model's fill records and summarises.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from alphaspt.core.accounting import FifoLots
+from alphaspt.core.events import Side
 from alphaspt.core.views import RoundTrip
 
 
-@dataclass
-class _Lot:
-    sign: int
+@dataclass(frozen=True)
+class _Execution:
+    exchange_ts: int
+    side: Side
     quantity: int
     price: float
-    ts: float
 
 
 def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[RoundTrip]:
     """``fills`` oldest first (``symbol``, ``side``, ``quantity``, ``price``, ``ts`` in epoch
-    seconds); the closed lots in the order they closed."""
-    open_lots: dict[str, deque[_Lot]] = {}
+    ns); the closed lots in the order they closed, times in epoch seconds."""
+    lots: dict[str, FifoLots] = {}
     closed: list[RoundTrip] = []
     for f in fills:
         symbol = str(f["symbol"])
-        sign = 1 if f["side"] == "BUY" else -1
-        qty = int(f["quantity"])
-        price = float(f["price"])
-        ts = float(f["ts"])
-        lots = open_lots.setdefault(symbol, deque())
-        while qty and lots and lots[0].sign != sign:
-            lot = lots[0]
-            take = min(qty, lot.quantity)
+        execution = _Execution(int(f["ts"]), Side(f["side"]), int(f["quantity"]),
+                               float(f["price"]))
+        for trip in lots.setdefault(symbol, FifoLots()).apply(execution):
             closed.append(RoundTrip(
-                symbol=symbol, side="LONG" if lot.sign > 0 else "SHORT", quantity=take,
-                entry_price=lot.price, exit_price=price, entry_ts=lot.ts, exit_ts=ts,
-                pnl=round((price - lot.price) * take * lot.sign, 2) + 0.0))
-            lot.quantity -= take
-            qty -= take
-            if not lot.quantity:
-                lots.popleft()
-        if qty:
-            lots.append(_Lot(sign, qty, price, ts))
+                symbol=symbol, side="LONG" if trip.direction > 0 else "SHORT",
+                quantity=trip.quantity, entry_price=float(trip.entry_price),
+                exit_price=float(trip.exit_price), entry_ts=trip.entry_ts / 1e9,
+                exit_ts=trip.exit_ts / 1e9, pnl=float(round(trip.pnl, 2)) + 0.0))
     return closed
 
 

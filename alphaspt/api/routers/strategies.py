@@ -69,7 +69,7 @@ def strategies_router(reader: PortfolioCacheReader) -> APIRouter:
         _, records = await reader.recent("order", name, 0, RECENT_LIMIT)
         # Exchange time (what the price chart shows) where recorded, else ingest time.
         fills = [
-            {**r, "ts": float(r.get("exchange_ts") or r["ts"]) / 1e9} for r in reversed(records)
+            {**r, "ts": int(r.get("exchange_ts") or r["ts"])} for r in reversed(records)
             if r.get("type") == "fill" and isinstance(r.get("ts"), int | float)
         ]
         trips = round_trips(fills)
