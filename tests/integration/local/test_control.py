@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from alphaspt.core.config import KafkaConfig
 from alphaspt.core.events import Codec, RiskDecision, RiskReason, Topics
@@ -110,7 +111,7 @@ def test_status_kill_and_the_kill_switch_in_the_manifests_of_a_running_up(
     write_examples(manifests)
     state = state_dir
     env = {**up_env(state, free_port()), "PYTHONUNBUFFERED": "1"}
-    up = Console(["up", "-f", str(manifests), "--for", "150"], cwd=tmp_path, env=env)
+    up = Console(["up", "-f", str(manifests), "--for", "220"], cwd=tmp_path, env=env)
     lines = up.lines
     wait_for = up.wait_for
 
@@ -160,6 +161,25 @@ def test_status_kill_and_the_kill_switch_in_the_manifests_of_a_running_up(
         time.sleep(5)
         late = _approvals_after(kafka, t_edit + 2_000_000_000)
         assert late == [], [(d.signal.strategy, d.signal.symbol) for d in late]
+
+        # kill --flatten: every position of both strategies squared off, in Redis too.
+        flat = alphaspt("kill", "--flatten", env=env, cwd=tmp_path)
+        assert flat.returncode == 0, flat.stderr
+        assert "FLATTEN" in flat.stdout, flat.stdout
+        client = redis.Redis.from_url(str(info["redis"]), decode_responses=True)
+
+        def open_positions() -> dict[str, int]:
+            out = {}
+            for name in ("momentum-demo", "mean-reversion-demo"):
+                for k, v in client.hgetall(f"portfolio:{name}").items():
+                    if k.startswith("position:") and int(v) != 0:
+                        out[f"{name}/{k[9:]}"] = int(v)
+            return out
+
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and open_positions():
+            time.sleep(1)
+        assert open_positions() == {}, (open_positions(), _log(state, "trading-engine")[-2000:])
 
         # An invalid edit is refused in one line; up goes on with what it runs.
         mr = manifests / "mean-reversion.yaml"
