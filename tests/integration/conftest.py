@@ -8,6 +8,7 @@ stopped at the end.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import shutil
@@ -60,26 +61,37 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
     return redis_server.url
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap(state_dir: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def broker(path: Path) -> Iterator[str]:
+    """A fresh broker of the kind under test (``ALPHASPT_TEST_KAFKA``) in ``path``."""
     # gc.collect() before stopping: Kafka clients the tests dropped are destroyed while the
     # broker still answers, instead of reconnecting noisily after the session's summary.
     if KAFKA_KIND == "apache":
         from alphaspt.local.apache_kafka import ApacheKafka
 
-        broker = ApacheKafka()
-        broker.start()
-        yield broker.bootstrap_servers
-        gc.collect()
-        broker.stop()
+        apache = ApacheKafka()
+        apache.start()
+        try:
+            yield apache.bootstrap_servers
+        finally:
+            gc.collect()
+            apache.stop()
     elif KAFKA_KIND == "tansu":
-        tansu = Tansu(state_dir / "tansu")
+        tansu = Tansu(path)
         tansu.start()
-        yield tansu.bootstrap_servers
-        gc.collect()
-        tansu.stop()
+        try:
+            yield tansu.bootstrap_servers
+        finally:
+            gc.collect()
+            tansu.stop()
     else:
         raise pytest.UsageError(f"ALPHASPT_TEST_KAFKA={KAFKA_KIND!r}: use tansu or apache")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(state_dir: Path) -> Iterator[str]:
+    with broker(state_dir / "tansu") as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture(scope="session")

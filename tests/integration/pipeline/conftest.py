@@ -1,4 +1,5 @@
-"""The whole pipeline as a user runs it: ``alphaspt up`` against the session's servers."""
+"""The whole pipeline as a user runs it: ``alphaspt up`` against the session's PostgreSQL and
+Redis, and a broker of its own."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from alphaspt.local.process import free_port
+from tests.integration.conftest import broker
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -32,6 +34,15 @@ class Up:
 
     def output(self) -> str:
         return self.log.read_text()
+
+
+@pytest.fixture
+def kafka_bootstrap(tmp_path: Path) -> Iterator[str]:
+    """A broker of its own for each pipeline test: every run of ``up`` reads and writes the
+    shared topics (``market.ticks`` ...), and a replay feed resumes after the ticks already
+    there, so one test's ticks must never reach another's pipeline."""
+    with broker(tmp_path / "kafka") as bootstrap:
+        yield bootstrap
 
 
 @pytest.fixture

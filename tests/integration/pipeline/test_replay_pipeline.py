@@ -139,9 +139,11 @@ def test_replay_through_the_pipeline_gives_the_exact_portfolio(
     assert expected_fills >= 20, "the replay file must make both strategies trade"
     assert all(p.fills > 0 for p in expected.snapshots())
 
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    # prices:<symbol> is shared by every pipeline on this Redis (other tests replay other days)
+    client.delete(*{f"prices:{s}" for spec in strategies.values() for s in spec.instruments})
     up = run_up(tmp_path / "manifests", "--feed", "replay", "--replay", str(REPLAY),
                 "--speed", str(SPEED))
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         wait_for_fills(client, list(strategies), expected_fills, timeout=240, up=up)
         time.sleep(2)  # the last ticks' marks
