@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 import traceback
@@ -311,6 +312,7 @@ def main() -> None:
         rd.stop()
         pg.stop()
         stop_broker()
+        shutil.rmtree(state, ignore_errors=True)
     if "latency" in sections:  # alphaspt up brings its own broker, PostgreSQL and Redis
         figures += guarded("latency", lambda: latency(args.broker, 8.0 if args.quick else 15.0))
     print()
