@@ -1,6 +1,6 @@
 """``python -m bench``: every benchmark of AlphasPT, one table, results in bench/results/.
 
-    python -m bench [--broker apache|tansu] [--quick] [--only throughput,latency,...]
+    python -m bench [--broker apache|tansu] [--quick] [--only throughput,peer,latency,...]
 
 Starts its own broker (Apache Kafka 4.x from ~/.cache/alphaspt by default; ``--broker
 tansu``), PostgreSQL and Redis on free loopback ports, runs each section with its
@@ -9,12 +9,17 @@ to a core where possible), prints one table (figure, value, baseline, ratio, goa
 writes ``bench/results/<date>-<commit>.json`` and ``bench/results/latest.json`` and PNG
 plots of the latency distributions, and stops everything it started. ``--quick`` runs
 every section at a reduced size (for development; the figures are noisier).
+
+``--only`` runs some sections: its JSON goes to ``<date>-<commit>-<sections>.json`` and is
+merged into ``latest.json``, replacing that file's figures of the sections run and keeping
+the others (``runs`` in the file says when, at which commit and size, each was measured).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 import traceback
@@ -25,6 +30,7 @@ from typing import Any
 
 from bench.harness import (
     RESULTS,
+    ROOT,
     Figure,
     cores,
     git_commit,
@@ -36,18 +42,35 @@ from bench.harness import (
     summary,
     table,
     top_frames,
+    venv_python,
 )
 
-SECTIONS = ("throughput", "latency", "operator", "api")
+SECTIONS = ("throughput", "peer", "latency", "operator", "api")
+Ends = dict[str, dict[int, int]]
 
 
-def throughput(bootstrap: str, postgres: str, redis: str, n: int, rounds: int,
+def prepared(bootstrap: str, postgres: str, n: int) -> Callable[[], Ends]:
+    """Fills the inputs of the throughput and peer sections once, on first use; returns
+    their end offsets (both sections count the same messages)."""
+    ends: list[Ends] = []
+
+    def fill() -> Ends:
+        if not ends:
+            from alphaspt.core.config import KafkaConfig
+            from bench import throughput as tp
+
+            print(f"filling {n:,} ticks and their features")
+            ends.append(tp.prepare(KafkaConfig(bootstrap_servers=bootstrap), n, postgres))
+        return ends[0]
+
+    return fill
+
+
+def throughput(bootstrap: str, postgres: str, redis: str, ends: Ends, rounds: int,
                core: int | None) -> list[Figure]:
-    from alphaspt.core.config import KafkaConfig
     from bench import throughput as tp
 
-    print(f"throughput: filling {n:,} ticks and their features")
-    ends = tp.prepare(KafkaConfig(bootstrap_servers=bootstrap), n, postgres)
+    n = sum(ends[tp.input_topic("bare")].values())
 
     def run(candidate: str) -> dict[str, Any]:
         return run_child("bench.throughput", {
@@ -89,6 +112,57 @@ def throughput(bootstrap: str, postgres: str, redis: str, n: int, rounds: int,
         finally:
             raw.unlink(missing_ok=True)
     return figures
+
+
+PEER = "quixstreams"
+PEER_STAGES = ("feature-engine", "strategy-runner")
+"""AlphasPT's side of the peer comparison: there is no chaining of two stages in one
+process, so each runs alone (the runner on the precomputed features) and the pipeline's
+rate is the slower one's, as two pipelined processes reach it."""
+
+
+def peer(bootstrap: str, postgres: str, redis: str, ends: Ends, rounds: int,
+         core: int | None) -> list[Figure]:
+    """The feature engine + momentum strategy written with quixstreams (bench/peer_quix.py,
+    its own venv) against AlphasPT's feature engine and strategy runner, same ticks, same
+    broker, interleaved, each candidate in its own pinned process."""
+    from bench import throughput as tp
+
+    python = venv_python("bench-quix-venv", ROOT / "bench" / "requirements-quix.txt")
+    ticks = tp.input_topic("feature-engine")
+
+    def run(candidate: str) -> dict[str, Any]:
+        args = {"candidate": candidate, "bootstrap": bootstrap, "postgres": postgres,
+                "redis": redis, "ends": ends}
+        if candidate != PEER:
+            return run_child("bench.throughput", {**args, "topic": tp.input_topic(candidate)},
+                             core=core)
+        return run_child("bench.peer_quix", {
+            **args, "topic": ticks, "partitions": tp.PARTITIONS,
+            "features_topic": "bench.quix.features", "signals_topic": "bench.quix.signals",
+            # the strategy runner's parameters (bench/throughput.py seeds them)
+            "momentum": {"strategy": tp.STRATEGY, "quantity": 10, "threshold": 0.5,
+                         "allow_short": True, "warmup": 26}}, core=core, python=python)
+
+    print(f"peer: {PEER} vs AlphasPT's {' + '.join(PEER_STAGES)} on "
+          f"{sum(ends[ticks].values()):,} ticks")
+    samples = interleave((PEER, *PEER_STAGES), rounds, run)
+    rate = {c: summary([s["msgs_per_s"] for s in samples[c]]) for c in samples}
+    cpu = {c: summary([s["cpu_us_per_msg"] for s in samples[c]])[1] for c in samples}
+    slower = min(PEER_STAGES, key=lambda c: rate[c][1])
+    ours = rate[slower][1]
+    ours_cpu = sum(cpu[c] for c in PEER_STAGES)
+    return [Figure(
+        f"{PEER} peer (features+momentum; min {rate[PEER][0]:,.0f})", rate[PEER][1], "msg/s",
+        "AlphasPT feature-engine | strategy-runner, slower stage (not chained)", ours,
+        ratio=ours / rate[PEER][1], goal=">= 3",
+        note=(f"ratio = AlphasPT msg/s / {PEER} msg/s (>= 3: AlphasPT at least 3x faster); "
+              f"medians of {rounds}: {slower} is the slower, feature-engine "
+              f"{rate['feature-engine'][1]:,.0f}, strategy-runner "
+              f"{rate['strategy-runner'][1]:,.0f}; CPU per tick {PEER} {cpu[PEER]:.1f} us, "
+              f"AlphasPT both stages {ours_cpu:.1f} us (ratio {cpu[PEER] / ours_cpu:.2f}); "
+              f"{samples[PEER][-1]['features']:,} features, "
+              f"{samples[PEER][-1]['signals']:,} signals"))]
 
 
 def latency(broker: str, seconds: float) -> list[Figure]:
@@ -184,10 +258,13 @@ def plot_latency(runs: list[dict[str, Any]]) -> None:
 def guarded(section: str, measure: Callable[[], list[Figure]]) -> list[Figure]:
     """A section that fails is one row saying why; the others still run and are written."""
     try:
-        return measure()
+        figures = measure()
+        for figure in figures:
+            figure.section = section
+        return figures
     except Exception as exc:  # a benchmark that breaks must not lose the others' figures
         traceback.print_exc()
-        return [Figure(f"{section}: FAILED", float("nan"), "",
+        return [Figure(f"{section}: FAILED", float("nan"), "", section=section,
                        note=f"{type(exc).__name__}: {str(exc)[:300]}")]
 
 
@@ -222,8 +299,11 @@ def main() -> None:
     try:
         pg.start()
         rd.start()
+        inputs = prepared(bootstrap, pg.url, n)
         for section, measure in (
-                ("throughput", lambda: throughput(bootstrap, pg.url, rd.url, n, rounds, core)),
+                ("throughput",
+                 lambda: throughput(bootstrap, pg.url, rd.url, inputs(), rounds, core)),
+                ("peer", lambda: peer(bootstrap, pg.url, rd.url, inputs(), rounds, core)),
                 ("operator", lambda: operator(pg.url, rd.url, bootstrap, args.quick)),
                 ("api", lambda: api(rd.url, args.quick))):
             if section in sections:
@@ -232,27 +312,51 @@ def main() -> None:
         rd.stop()
         pg.stop()
         stop_broker()
+        shutil.rmtree(state, ignore_errors=True)
     if "latency" in sections:  # alphaspt up brings its own broker, PostgreSQL and Redis
         figures += guarded("latency", lambda: latency(args.broker, 8.0 if args.quick else 15.0))
     print()
     print(table(figures))
-    write(figures, args.broker, load_before, time.monotonic() - started, sections)
+    write(figures, args.broker, load_before, time.monotonic() - started, sections, args.quick)
 
 
 def write(figures: list[Figure], broker: str, load_before: dict[str, Any], seconds: float,
-          sections: list[str]) -> None:
+          sections: list[str], quick: bool) -> None:
+    """The run's JSON; a run of every section replaces ``latest.json``, a run of some
+    (``--only``) replaces only those sections' figures in it."""
     now = datetime.now(UTC)
     commit = git_commit()
-    doc = {"date": now.isoformat(timespec="seconds"), "commit": commit, "machine": machine(),
-           "broker": broker, "load": {"before": load_before, "after": load()},
+    run = {"date": now.isoformat(timespec="seconds"), "commit": commit, "broker": broker,
+           "quick": quick}
+    doc = {**run, "machine": machine(), "load": {"before": load_before, "after": load()},
            "sections": sections, "seconds": round(seconds, 1),
+           "runs": {section: run for section in sections},
            "figures": [f.as_json() for f in figures]}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(doc, indent=2) + "\n"
-    path = RESULTS / f"{now:%Y-%m-%d}-{commit}.json"
-    path.write_text(text)
-    (RESULTS / "latest.json").write_text(text)
-    print(f"\n{len(figures)} figures in {seconds:.0f} s -> {path.relative_to(RESULTS.parent)}")
+    partial = set(sections) != set(SECTIONS)
+    path = RESULTS / (f"{now:%Y-%m-%d}-{commit}" + (f"-{'-'.join(sections)}" if partial else "")
+                      + ".json")
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    latest = RESULTS / "latest.json"
+    if partial and latest.exists():
+        doc = merged(json.loads(latest.read_text()), doc)
+    latest.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\n{len(figures)} figures in {seconds:.0f} s -> {path.relative_to(RESULTS.parent)}"
+          + (" (merged into latest.json)" if partial else ""))
+
+
+def merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the sections of ``new`` replaced. A figure of ``old`` without a
+    ``section`` (files written before figures carried one) is kept unless ``new`` has a
+    figure of the same name."""
+    ran = set(new["sections"])
+    names = {f["name"] for f in new["figures"]}
+    before = {k: old.get(k) for k in ("date", "commit", "broker")}
+    runs = old.get("runs") or {section: before for section in old.get("sections", [])}
+    kept = [f for f in old.get("figures", [])
+            if f.get("section") not in ran and f["name"] not in names]
+    return {**old, "sections": [s for s in SECTIONS if s in ran or s in runs],
+            "runs": {**runs, **new["runs"]}, "figures": kept + new["figures"]}
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@
 - :func:`interleave` runs candidates in rounds A, B, A, B… so drift of a shared machine
   hits every candidate alike, and :func:`summary` reduces each one's samples to min and
   median.
+- :class:`Window` counts a candidate's input messages and times the first to the last;
+  it imports nothing but the standard library, so a peer running in another venv
+  (:mod:`bench.peer_quix`) counts exactly like AlphasPT's candidates.
+- :func:`venv_python` creates (once) a venv of its own for a peer whose dependencies
+  conflict with AlphasPT's, from a declared requirements file.
 - :class:`Figure` is one row of the table and of ``bench/results/*.json``.
 """
 
@@ -21,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,6 +48,8 @@ class Figure:
     """A condition on ``ratio``, e.g. ``">= 0.6"`` (figures without one are references)."""
     met: bool | None = None
     note: str = ""
+    section: str | None = None
+    """The ``python -m bench`` section that measured it (set by the runner)."""
 
     def __post_init__(self) -> None:
         if self.ratio is None and self.baseline_value:
@@ -55,6 +63,35 @@ class Figure:
         if isinstance(self.value, float) and math.isnan(self.value):
             out["value"] = None  # no measurement (the note says why); JSON has no NaN
         return {k: v for k, v in out.items() if k == "value" or (v is not None and v != "")}
+
+
+class Window:
+    """Counts input messages below the recorded end offsets; times the first to the last."""
+
+    def __init__(self, topic: str, ends: Mapping[int, int]) -> None:
+        self.topic = topic
+        self.ends = dict(ends)
+        self.n = sum(self.ends.values())
+        self.counted = 0
+        self.processed = 0
+        self.started = 0.0
+        self.cpu_started = 0.0
+
+    def see(self, topic: str, partition: int, offset: int) -> bool:
+        """Record one message; True once all ``n`` have been seen."""
+        if not self.processed:
+            self.started = time.perf_counter()
+            self.cpu_started = time.process_time()
+        self.processed += 1
+        if topic == self.topic and offset < self.ends.get(partition, 0):
+            self.counted += 1
+        return self.counted >= self.n
+
+    def result(self) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.started
+        cpu = time.process_time() - self.cpu_started
+        return {"msgs_per_s": self.processed / elapsed, "seconds": elapsed,
+                "processed": self.processed, "cpu_us_per_msg": cpu / self.processed * 1e6}
 
 
 def start_broker(kind: str) -> tuple[str, Callable[[], None]]:
@@ -84,13 +121,15 @@ def pin(core: int | None) -> None:
 
 
 def run_child(module: str, args: Mapping[str, Any], *, core: int | None,
-              timeout: float = 300.0, profile: Path | None = None) -> dict[str, Any]:
+              timeout: float = 300.0, profile: Path | None = None,
+              python: Path | None = None) -> dict[str, Any]:
     """``python -m <module> '<json args>'`` in its own process; its last stdout line is
     the JSON result. The child pins itself to ``core`` before doing anything else. With
-    ``profile``, it runs under ``py-spy record`` (raw collapsed stacks into that file)."""
+    ``profile``, it runs under ``py-spy record`` (raw collapsed stacks into that file).
+    ``python``: another interpreter (a peer's own venv, :func:`venv_python`)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     payload = json.dumps({**args, "core": core})
-    argv = [sys.executable, "-m", module, payload]
+    argv = [str(python or sys.executable), "-m", module, payload]
     if profile is not None:
         argv = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
                 "--rate", "250", "--nonblocking", "-o", str(profile), "--", *argv]
@@ -102,6 +141,29 @@ def run_child(module: str, args: Mapping[str, Any], *, core: int | None,
                            f"(exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
+
+
+def venv_python(name: str, requirements: Path) -> Path:
+    """The interpreter of ``~/.cache/alphaspt/<name>``, a venv holding exactly
+    ``requirements``; created on first use, and again when the requirements file changes
+    (a copy of it is kept in the venv to compare)."""
+    venv = Path.home() / ".cache" / "alphaspt" / name
+    python = venv / "bin" / "python"
+    stamp = venv / "requirements.txt"
+    wanted = requirements.read_text()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    print(f"creating {venv} from {requirements.relative_to(ROOT)} (once)")
+    base = Path(getattr(sys, "_base_executable", "") or sys.executable)
+    for argv in ([str(base), "-m", "venv", "--clear", str(venv)],
+                 [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                  "-r", str(requirements)]):
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[:4])} failed (exit {proc.returncode}):\n"
+                               f"{(proc.stderr or proc.stdout)[-2000:]}")
+    stamp.write_text(wanted)
+    return python
 
 
 def interleave(candidates: Sequence[str], rounds: int,

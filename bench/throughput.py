@@ -35,15 +35,15 @@ import asyncio
 import json
 import random
 import sys
-import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from alphaspt.core.config import KafkaConfig
+from bench.harness import Window
 
 IST = timezone(timedelta(hours=5, minutes=30))
 SYMBOLS = ("RELIANCE", "TCS", "INFY", "SBIN", "HDFCBANK")
@@ -135,35 +135,6 @@ def prepare(kafka: KafkaConfig, n: int, postgres_url: str) -> dict[str, dict[int
 
 
 # -- child side -----------------------------------------------------------------------------
-
-class Window:
-    """Counts input messages below the recorded end offsets; times the first to the last."""
-
-    def __init__(self, topic: str, ends: Mapping[int, int]) -> None:
-        self.topic = topic
-        self.ends = dict(ends)
-        self.n = sum(self.ends.values())
-        self.counted = 0
-        self.processed = 0
-        self.started = 0.0
-        self.cpu_started = 0.0
-
-    def see(self, topic: str, partition: int, offset: int) -> bool:
-        """Record one message; True once all ``n`` have been seen."""
-        if not self.processed:
-            self.started = time.perf_counter()
-            self.cpu_started = time.process_time()
-        self.processed += 1
-        if topic == self.topic and offset < self.ends.get(partition, 0):
-            self.counted += 1
-        return self.counted >= self.n
-
-    def result(self) -> dict[str, Any]:
-        elapsed = time.perf_counter() - self.started
-        cpu = time.process_time() - self.cpu_started
-        return {"msgs_per_s": self.processed / elapsed, "seconds": elapsed,
-                "processed": self.processed, "cpu_us_per_msg": cpu / self.processed * 1e6}
-
 
 def bare(kafka: KafkaConfig, topic: str, window: Window, *, transactional: bool) -> None:
     tag = uuid.uuid4().hex[:8]
