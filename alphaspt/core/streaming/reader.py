@@ -48,6 +48,24 @@ def _partitions(consumer: Consumer, topic: str) -> list[int]:
     return list(tmeta.partitions)
 
 
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+    """``(low, high)`` of ``tp``, asking again for up to ``timeout`` s while the broker says
+    something retriable (a partition whose leader is still being elected, on a topic just
+    created or a broker just restarted)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            retriable = isinstance(err, KafkaError) and (err.retriable() or err.code() in (
+                KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE))
+            if not retriable or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
 def read_to_end(
     kafka: KafkaConfig, topic: str, *, timeout: float = 30.0, quiet: float = 0.3
 ) -> Iterator[Message]:
@@ -60,7 +78,7 @@ def read_to_end(
             return
         highs = {}
         for tp in parts:
-            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            _low, high = _watermarks(consumer, tp, timeout)
             highs[tp.partition] = high
         pending = {p for p, high in highs.items() if high > 0}
         if not pending:
@@ -110,7 +128,7 @@ def read_tail(kafka: KafkaConfig, topic: str, count: int, *,
     try:
         parts = []
         for p in _partitions(consumer, topic):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            low, high = _watermarks(consumer, TopicPartition(topic, p), timeout)
             if high > low:
                 parts.append(TopicPartition(topic, p, max(low, high - count)))
         if not parts:

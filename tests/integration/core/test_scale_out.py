@@ -88,6 +88,12 @@ def test_three_replicas_split_partitions_and_survive_a_kill(
             if len({f.event_id for f in features()}) >= expected_count // 3:
                 break
             time.sleep(0.5)
+        # Every replica holds a share before one is killed (a slow join under load would
+        # otherwise leave a replica with nothing to take over).
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not all(
+                "assigned market.ticks" in log.read_text(errors="replace") for log in logs):
+            time.sleep(0.5)
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait(10)
         deadline = time.monotonic() + 180
