@@ -7,28 +7,17 @@ trips. Rupee amounts are compared as integer paise; prices against ticks as ``De
 
 from __future__ import annotations
 
-import math
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
+
+from alphaspt.core.accounting import to_decimal
 
 _PAISA: Final = Decimal("0.01")
 
 
-def decimal_of(value: float | int | Decimal) -> Decimal:
-    """``value`` as the decimal it prints as (``2500.05`` → ``Decimal('2500.05')``).
-
-    Raises ``ValueError`` for NaN or an infinity."""
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int):
-        result = Decimal(value)
-    else:
-        if not math.isfinite(value):
-            raise ValueError(f"not a finite amount: {value!r}")
-        result = Decimal(repr(value))
-    if not result.is_finite():
-        raise ValueError(f"not a finite amount: {value!r}")
-    return result
+decimal_of = to_decimal
+"""``value`` as the decimal it prints as (``2500.05`` → ``Decimal('2500.05')``); raises
+``ValueError`` for NaN or an infinity. The accounting core's conversion: one rule for both."""
 
 
 def to_paise(rupees: float | int | Decimal) -> int:
