@@ -30,6 +30,9 @@ from alphaspt.workers.risk_manager import RiskManager
 pytestmark = pytest.mark.integration
 
 WINDOW = {"start": "00:00", "end": "23:59:59"}
+# Open all day with no MIS cut-off: these tests use the wall clock and must pass whatever the
+# hour they run at (CI at 16:07 IST refused every MIS order as past the 15:20 cut-off).
+ALL_DAY = {"tradingWindow": WINDOW, "misCutoff": "23:59:59"}
 
 
 def all_decisions(settings: Settings, strategy: str) -> list[RiskDecision]:
@@ -85,7 +88,7 @@ def test_limits_and_the_kill_switch_apply_to_the_next_signal(
                                    risk_profile_ref="tight")},
         {"tight": RiskProfileSpec.model_validate({
             "maxOrderQuantity": 50, "maxPositionPerInstrument": 80,
-            "tradingWindow": WINDOW})},
+            **ALL_DAY})},
     )
     producer = EventProducer(settings.kafka)
     producer.send(Topics.TICKS, symbol_of(name), Tick(
@@ -133,7 +136,7 @@ def test_state_survives_a_restart_and_a_redelivered_signal_keeps_its_decision(
         {name: TradingStrategySpec(strategy="momentum", instruments=(symbol_of(name),),
                                    risk_profile_ref="pos")},
         {"pos": RiskProfileSpec.model_validate({"maxPositionPerInstrument": 100,
-                                                "tradingWindow": WINDOW})},
+                                                **ALL_DAY})},
     )
     producer = EventProducer(settings.kafka)
     producer.send(Topics.TICKS, symbol_of(name), Tick(
