@@ -98,7 +98,9 @@ class ProcessorConfig:
     batch_size: int = 2000
     """Most messages taken from one poll."""
     poll_timeout: float = 0.02
-    """consume() waits this long for a batch to fill: every stage hop adds up to it."""
+    """Longest wait for input when none is buffered. A poll returns as soon as one message
+    arrives (with whatever else is already buffered), so a hop never waits this long while
+    input flows."""
     commit_interval: float = 0.2
     """Seconds between checkpoints (Kafka Streams' commit.interval.ms). Outputs are sent at
     once; a crash re-processes at most this much input, whose outputs are de-duplicated."""
@@ -297,9 +299,11 @@ class StreamProcessor(ABC):
         if self._rejoin_at is not None and time.monotonic() >= self._rejoin_at:
             self._rejoin()
         self._report_restore_failure()
-        messages = self._consumer.consume(self.config.batch_size, self.config.poll_timeout)
+        messages = self.poll()
         started = time.monotonic()
         try:
+            if messages:
+                self._processed_metric.inc(len(messages))
             for msg in messages:
                 self._handle_message(msg)
             if started - self._last_idle >= self.config.idle_interval:
@@ -319,6 +323,24 @@ class StreamProcessor(ABC):
         if time.monotonic() - self._last_checkpoint >= self.config.commit_interval:
             self._checkpoint_or_recover()
         return len(messages)
+
+    def poll(self) -> list[Message]:
+        """Up to ``batch_size`` messages, without waiting for a batch to fill.
+
+        ``consume(n, timeout)`` returns only when ``n`` messages are there or ``timeout`` is
+        up: a stage whose input arrives slower than ``n`` per ``timeout`` waited the whole
+        timeout on every poll, and every hop of the pipeline added it. Here, what is
+        already buffered is taken at once; only when nothing is, the stage waits for the
+        first message and then takes whatever came with it."""
+        assert self._consumer is not None
+        size = self.config.batch_size
+        messages = self._consumer.consume(size, 0)
+        if messages:
+            return messages
+        messages = self._consumer.consume(1, self.config.poll_timeout)
+        if messages and size > 1:
+            messages.extend(self._consumer.consume(size - 1, 0))
+        return messages
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -671,7 +693,6 @@ class StreamProcessor(ABC):
         self.current_topic = topic
         self.current_offset = msg.offset() or 0
         self._positions[(topic, partition)] = (msg.offset() or 0) + 1
-        self._processed_metric.inc()
         self.processed += 1
         try:
             event = self.inputs[topic].decode(msg.value())
