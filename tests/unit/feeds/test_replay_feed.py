@@ -143,3 +143,16 @@ def test_no_speed_never_sleeps(tmp_path: Path) -> None:
     assert len(list(ReplayFeed(path, None, sleep=no_sleep))) == 2
     with pytest.raises(ValueError, match="speed"):
         ReplayFeed(path, 0.0)
+
+
+def test_ticks_due_within_the_pacing_quantum_go_out_without_a_sleep(
+    tmp_path: Path, fake_time: Any
+) -> None:
+    # 1,000 ticks/s: 1 ms apart, then one 50 ms later.
+    rows = "".join(f"{1736135100000 + i},SBIN,800,1\n" for i in range(4))
+    path = write(tmp_path, "timestamp,symbol,price,quantity\n" + rows
+                 + "1736135100053,SBIN,801,1\n")
+    feed = ReplayFeed(path, speed=1.0, sleep=fake_time.sleep, monotonic=fake_time.monotonic)
+    assert len(list(feed)) == 5
+    # Only the last one is waited for, to its due time (53 ms after the first).
+    assert fake_time.sleeps == pytest.approx([0.053])
