@@ -215,27 +215,45 @@ class Up:
         return self.proc.returncode
 
 
+MAIN_INPUT = {
+    "feature-engine": Topics.TICKS,
+    "risk-manager": Topics.SIGNALS_GENERATED,
+    "trading-engine": Topics.SIGNALS_VALIDATED,
+    "portfolio-manager": Topics.ORDERS_FILLED,
+    "strategy-momentum-demo": Topics.FEATURES,
+    "strategy-mean-reversion-demo": Topics.FEATURES,
+}
+"""The topic each stage's group must have consumed to its end for the pipeline to be
+drained, whether or not the group has committed anything yet."""
+assert set(MAIN_INPUT) == set(STAGES) - {"market-feed"}, "every consuming stage, once"
+
+
 def group_lag(kafka: KafkaConfig) -> int:
-    """Messages the pipeline's consumer groups have not committed yet."""
+    """Messages the pipeline's consumer groups have not committed yet.
+
+    Every partition a group has committed counts, and so does every partition of its
+    stage's main input that it has not committed at all: a stage killed before its first
+    checkpoint, or still restoring, has nothing committed, and counting only committed
+    partitions took such a pipeline for drained (a chaos run then "lost" every order the
+    trading engine had not made yet). tansu's DescribeGroups lists no members, so the
+    assignment cannot be asked for instead."""
+    from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
     admin = AdminClient(kafka.client_config())
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    groups = [g.group_id for g in admin.list_consumer_groups().result(10).valid
-              if g.group_id.startswith("alphaspt-default-")]
-    if not groups:
-        return -1
-    from confluent_kafka import Consumer
     probe = Consumer({**kafka.client_config(), "group.id": "alphaspt-chaos-probe"})
     try:
         lag = 0
-        for group in groups:
+        for stage, main in MAIN_INPUT.items():
+            group = f"alphaspt-default-{stage}"
             res = admin.list_consumer_group_offsets(
                 [ConsumerGroupTopicPartitions(group)])[group].result(10)
-            for tp in res.topic_partitions:
-                if tp.topic.endswith(".changelog") or tp.topic.endswith(".state"):
-                    continue
+            committed = {(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions
+                         if not tp.topic.endswith((".changelog", ".state"))}
+            meta = probe.list_topics(main, timeout=10).topics.get(main)
+            parts = set(committed) | {(main, p) for p in (meta.partitions if meta else ())}
+            for topic, partition in parts:
                 _low, high = probe.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=10)
-                lag += max(0, high - max(tp.offset, 0))
+                    TopicPartition(topic, partition), timeout=10)
+                lag += max(0, high - max(committed.get((topic, partition), 0), 0))
         return lag
     finally:
         probe.close()
