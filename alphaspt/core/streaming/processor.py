@@ -140,6 +140,8 @@ class StreamProcessor(ABC):
         self.current_topic = ""
         self.current_offset = 0
         self._held: dict[tuple[str, int], set[int]] = {}
+        self._rebalances = 0
+        """Assignment changes so far (each assign, revoke or loss)."""
         self._running = False
         self._stop_requested = False
         self._consumer: Consumer | None = None
@@ -331,16 +333,28 @@ class StreamProcessor(ABC):
         up: a stage whose input arrives slower than ``n`` per ``timeout`` waited the whole
         timeout on every poll, and every hop of the pipeline added it. Here, what is
         already buffered is taken at once; only when nothing is, the stage waits for the
-        first message and then takes whatever came with it."""
-        assert self._consumer is not None
+        first message and then takes whatever came with it.
+
+        A rebalance callback runs inside ``consume``: one that runs in the second call
+        makes the first call's message stale (its partition may be revoked, its task's
+        state dropped or restored to an older checkpoint). It is dropped unprocessed; the
+        partition's next owner, this stage or another, consumes it again from the
+        checkpoint."""
+        consumer = self._consumer
+        assert consumer is not None
         size = self.config.batch_size
-        messages = self._consumer.consume(size, 0)
-        if messages:
-            return messages
-        messages = self._consumer.consume(1, self.config.poll_timeout)
-        if messages and size > 1:
-            messages.extend(self._consumer.consume(size - 1, 0))
-        return messages
+        messages = consumer.consume(size, 0)
+        if messages or size == 1:
+            return messages or consumer.consume(1, self.config.poll_timeout)
+        first = consumer.consume(1, self.config.poll_timeout)
+        if not first:
+            return first
+        rebalances = self._rebalances
+        more = consumer.consume(size - 1, 0)
+        if self._rebalances != rebalances:
+            return more
+        first.extend(more)
+        return first
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -513,6 +527,7 @@ class StreamProcessor(ABC):
         return OFFSET_END if self.config.auto_offset_reset == "latest" else OFFSET_BEGINNING
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._rebalances += 1
         if self.stateful:
             try:
                 new = [t for t in sorted({self.task_of(tp.partition) for tp in partitions})
@@ -562,6 +577,7 @@ class StreamProcessor(ABC):
         self._release(partitions)
 
     def _release(self, partitions: list[TopicPartition]) -> None:
+        self._rebalances += 1
         for tp in partitions:
             self._held.pop((tp.topic, tp.partition), None)
             self._positions.pop((tp.topic, tp.partition), None)
