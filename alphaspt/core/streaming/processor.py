@@ -544,6 +544,7 @@ class StreamProcessor(ABC):
                 # Own nothing rather than let the client assign the partitions at their
                 # committed offsets with no state behind them.
                 consumer.assign([])
+                self.health.assigned = 0
                 return
             self._restore_failed = None
             if not self.copartitioned:
@@ -551,6 +552,7 @@ class StreamProcessor(ABC):
         log.info("%s: assigned %s", self.stage,
                  ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions))
         consumer.assign(partitions)
+        self.health.assigned = len(partitions)
         self._paused.clear()  # a new assignment fetches everything; the stage pauses again
 
     def _check_single_task(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -578,6 +580,7 @@ class StreamProcessor(ABC):
 
     def _release(self, partitions: list[TopicPartition]) -> None:
         self._rebalances += 1
+        self.health.assigned = max(0, self.health.assigned - len(partitions))
         for tp in partitions:
             self._held.pop((tp.topic, tp.partition), None)
             self._positions.pop((tp.topic, tp.partition), None)

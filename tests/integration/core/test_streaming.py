@@ -246,7 +246,9 @@ def test_a_poll_returns_at_the_first_message_instead_of_waiting_for_a_full_batch
 
         send_and_time(0)  # the group join and first fetch
         waits = [send_and_time(i) for i in range(1, 4)]
+        assert stage.health.snapshot()["assigned"] == 1, "/status names its one partition"
     finally:
         stage.stop()
         runner.join(30)
     assert max(waits) < 1.0, f"seconds from send to processed: {waits}"
+    assert stage.health.assigned == 0, "closing the consumer gives the partition back"
