@@ -105,7 +105,9 @@ def throughput(bootstrap: str, postgres: str, redis: str, ends: Ends, rounds: in
                 core=core, profile=raw)
             top = RESULTS / f"profile-{stage}.txt"
             top.write_text(f"py-spy, {stage} on {n:,} messages: frames by own time "
-                           f"(on-CPU samples of the main thread)\n{top_frames(raw, 40)}\n")
+                           f"(on-CPU samples of the main thread inside "
+                           f"StreamProcessor.step)\n"
+                           f"{top_frames(raw, 40, within='StreamProcessor.step')}\n")
             slowest.note += f"; profile {top.relative_to(RESULTS.parent)}"
         except (RuntimeError, OSError) as exc:
             print(f"  profile failed: {exc}")

@@ -181,15 +181,20 @@ def interleave(candidates: Sequence[str], rounds: int,
     return samples
 
 
-def top_frames(collapsed: Path, limit: int = 25) -> str:
-    """The frames with the most own time (leaf samples) of a py-spy raw profile."""
+def top_frames(collapsed: Path, limit: int = 25, within: str | None = None) -> str:
+    """The frames with the most own time (leaf samples) of a py-spy raw profile; with
+    ``within``, only of the samples whose stack holds a frame starting with it (a stage's
+    loop, not the imports and group join before it)."""
     own: dict[str, int] = {}
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        leaf = stack.split(";")[-1]
+        frames = stack.split(";")
+        if within is not None and not any(f.startswith(within) for f in frames):
+            continue
+        leaf = frames[-1]
         own[leaf] = own.get(leaf, 0) + int(count)
         total += int(count)
     rows = sorted(own.items(), key=lambda kv: -kv[1])[:limit]
