@@ -553,6 +553,7 @@ class StreamProcessor(ABC):
                  ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions))
         consumer.assign(partitions)
         self.health.assigned = len(partitions)
+        self.health.alert("group", None)
         self._paused.clear()  # a new assignment fetches everything; the stage pauses again
 
     def _check_single_task(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -577,6 +578,11 @@ class StreamProcessor(ABC):
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Someone else may already own them: nothing of ours may be written for them now.
         self._release(partitions)
+        # Said even when idle: a stage with nothing unsaved has no failed checkpoint to
+        # report, yet it makes no progress while its broker does not answer.
+        self.health.alert("group", f"lost its {len(partitions)} input partitions: the "
+                          "group coordinator did not answer within the session timeout; "
+                          "rejoining")
 
     def _release(self, partitions: list[TopicPartition]) -> None:
         self._rebalances += 1

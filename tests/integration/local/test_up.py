@@ -188,9 +188,9 @@ def _cmdline(proc: psutil.Process) -> list[str]:
 def test_a_stage_that_cannot_checkpoint_is_named_on_the_console_within_10_s(
     tmp_path: Path,
 ) -> None:
-    """The broker freezes (SIGSTOP): stages holding input they cannot checkpoint say so
-    through /status, and up prints the stage and the reason; after SIGCONT they recover
-    without a restart."""
+    """The broker freezes (SIGSTOP): stages holding input they cannot checkpoint, and idle
+    stages whose group session runs out, say so through /status, and up prints the stage
+    and the reason; after SIGCONT they recover without a restart."""
     state = tmp_path / "state"
     env = up_env(state, free_port())
     up = Console(["up", "--for", "120"], cwd=REPO, env=env)
@@ -207,7 +207,8 @@ def test_a_stage_that_cannot_checkpoint_is_named_on_the_console_within_10_s(
                       if "tansu" in " ".join(_cmdline(p)))
         broker.suspend()
         stalled = re.compile(r"^(feature-engine|risk-manager|trading-engine|portfolio-manager"
-                             r"|strategy-[a-z-]+): (no checkpoint for \d+ s|cannot restore)")
+                             r"|strategy-[a-z-]+): (no checkpoint for \d+ s|cannot restore"
+                             r"|lost its \d+ input partitions)")
         try:
             took = wait_for(lambda s: stalled.match(s) and lines.index(s) >= before, 30)
         finally:
