@@ -39,10 +39,9 @@ from alphaspt.workers.common import ConfigSource, stage_config
 from alphaspt.workers.portfolio_manager import PortfolioManager
 from alphaspt.workers.risk_manager import RiskManager
 from alphaspt.workers.trading_engine import TradingEngine
+from tests.integration.workers.profiles import ALL_DAY
 
 pytestmark = pytest.mark.integration
-
-WINDOW = {"start": "00:00", "end": "23:59:59"}
 
 
 def events(settings: Settings, topic: str, strategy: str) -> list[object]:
@@ -132,8 +131,7 @@ def test_kill_switch_cancels_working_orders_and_flatten_leaves_every_position_fl
         {name: TradingStrategySpec(strategy="momentum", instruments=(symbol,),
                                    risk_profile_ref=profile)},
         # No cut-off today: this test is about the kill switch, whatever the hour.
-        {profile: RiskProfileSpec.model_validate({"tradingWindow": WINDOW,
-                                                  "misCutoff": "23:59:59"})},
+        {profile: RiskProfileSpec.model_validate(ALL_DAY)},
     )
     url = settings.postgres.url.get_secret_value()  # type: ignore[union-attr]
     source = ConfigSource(url, settings.namespace)

@@ -26,13 +26,10 @@ from alphaspt.core.streaming import EventProducer, StreamProcessor
 from alphaspt.core.streaming.reader import read_to_end
 from alphaspt.workers.common import ConfigSource, stage_config
 from alphaspt.workers.risk_manager import RiskManager
+from tests.integration.workers.profiles import ALL_DAY
 
 pytestmark = pytest.mark.integration
 
-WINDOW = {"start": "00:00", "end": "23:59:59"}
-# Open all day with no MIS cut-off: these tests use the wall clock and must pass whatever the
-# hour they run at (CI at 16:07 IST refused every MIS order as past the 15:20 cut-off).
-ALL_DAY = {"tradingWindow": WINDOW, "misCutoff": "23:59:59"}
 
 
 def all_decisions(settings: Settings, strategy: str) -> list[RiskDecision]:
