@@ -104,7 +104,7 @@ class RiskManager(ConfiguredStage):
             state.roll_day(event.exchange_ts,
                            trade_id_retention_days=self.engine_config.trade_id_retention_days)
             if day:
-                outputs += self._carried(state.day)
+                outputs += self._carried(day, state.day)
         if isinstance(event, Tick):
             self.engine.on_tick(event)
             self.touch(f"px/{event.symbol}")
@@ -205,18 +205,39 @@ class RiskManager(ConfiguredStage):
             f"{record.spec.risk_profile_ref} (signal {signal.event_id} came after it)",
             symbol=signal.symbol)
 
-    def _carried(self, day: int) -> list[Output]:
+    def _carried(self, ended: int, day: int) -> list[Output]:
         """An MIS position still open when the IST day rolled over (no tick came after the
-        cut-off) is never carried: it is closed at the first event of the new day."""
-        outputs = self._square_off(self._mis_strategies(), SquareOffReason.MIS_CARRIED, day,
-                                   ist_day_start(day),
-                                   "square-off: MIS position carried over the IST day")
+        cut-off) is never carried: it is closed at the first event of the new day.
+
+        Only for a profile whose cut-off did not fire on the last trading day up to
+        ``ended``, and once per profile and trading day. Where it did fire, its square-offs
+        may still be in flight (their fills behind the next day's first tick, which also
+        clears what was pending): the position is closing, not carried."""
+        last = self._last_trading_day(ended)
+        refs = sorted({rec.spec.risk_profile_ref for rec in self.pipeline.strategies.values()
+                       if rec.spec.product is Product.MIS})
+        outputs: list[Output] = []
+        for ref in refs:
+            if self.cutoff_done.get(ref, 0) >= last:
+                continue
+            self.cutoff_done[ref] = last
+            self.touch(f"cut/{ref}")
+            outputs += self._square_off(self._mis_strategies(ref), SquareOffReason.MIS_CARRIED,
+                                        day, ist_day_start(day),
+                                        "square-off: MIS position carried over the IST day")
         for out in outputs:
             assert isinstance(out.event, RiskDecision)
             s = out.event.signal
             log.warning("MIS position of %s in %s was still open at the IST day roll-over; "
                         "squaring it off now (%s %d)", s.strategy, s.symbol, s.side, s.quantity)
         return outputs
+
+    def _last_trading_day(self, day: int) -> int:
+        """The last trading day on or before ``day`` (every day without a calendar)."""
+        if self.calendar is None:
+            return day
+        session = self.calendar.latest_session(ist_day_start(day + 1) - 1)
+        return session.day if session is not None else day
 
     def _flatten(self, control: Control) -> list[Output]:
         """``FLATTEN``: square off every position (any product) of the targets."""

@@ -177,6 +177,52 @@ def test_a_position_left_open_at_the_day_roll_is_closed_at_the_next_days_first_e
     assert f.net("a", "SBIN") == 0
 
 
+def test_a_cutoff_square_off_still_in_flight_at_the_day_roll_is_not_squared_off_again() -> None:
+    """Ticks run ahead of fills: the next day's first tick can reach the risk manager
+    before the fill of the cut-off's square-off. The position is closing, not carried."""
+    f = Flow()
+    f.tick("SBIN", 100.0, T0)
+    f.signal("a", "SBIN", Side.BUY, 10, T0 + NS)
+    f.tick("SBIN", 100.0, T0 + 2 * NS)
+    assert f.net("a", "SBIN") == 10
+
+    def risk_only(topic: str, event: object) -> list[Output]:
+        return list(f.risk.process(topic, event))  # type: ignore[arg-type]
+
+    cut = risk_only(Topics.TICKS, Tick(event_id="c", exchange_ts=CUT + NS, symbol="SBIN",
+                                       price=101.0))
+    assert [(o.event.signal.side, o.event.signal.quantity) for o in cut] == [(Side.SELL, 10)]
+    nxt = int(datetime(2025, 1, 7, 9, 15, tzinfo=IST).timestamp()) * NS
+    for i, symbol in enumerate(("INFY", "SBIN", "INFY")):  # and the next ones
+        ts = nxt + i * NS
+        assert risk_only(Topics.TICKS, Tick(event_id=f"n{i}", exchange_ts=ts, symbol=symbol,
+                                            price=100.0)) == []
+    # The square-off reaches the engine and fills: flat, with one square-off order.
+    f.send(Topics.SIGNALS_VALIDATED, cut[0].event)
+    f.tick("SBIN", 100.0, CUT + 2 * NS)
+    assert f.net("a", "SBIN") == 0
+    squares = [o for o in f.of(Topics.ORDERS_SUBMITTED, Order) if is_square_off(o.signal_id)]
+    assert len(squares) == 1
+
+
+def test_a_position_carried_over_a_weekend_is_squared_off_once() -> None:
+    """Friday's feed stops before the cut-off: the first Saturday tick squares the position
+    off, and Sunday's and Monday's first ticks (the fill still not back) add nothing."""
+    f = Flow()
+    friday = int(datetime(2025, 1, 10, 15, 10, tzinfo=IST).timestamp()) * NS
+    f.tick("SBIN", 100.0, friday)
+    f.signal("a", "SBIN", Side.BUY, 10, friday + NS)
+    f.tick("SBIN", 100.0, friday + 2 * NS)
+    assert f.net("a", "SBIN") == 10
+    decisions = []
+    for d in (1, 2, 3):  # Saturday, Sunday, Monday
+        decisions += list(f.risk.process(Topics.TICKS, Tick(  # type: ignore[arg-type]
+            event_id=f"d{d}", exchange_ts=friday + d * 86_400 * NS, symbol="INFY",
+            price=100.0)))
+    assert [o.event.signal.event_id for o in decisions] == [
+        square_off_id(SquareOffReason.MIS_CARRIED, ist_day(friday) + 1, "a", "SBIN")]
+
+
 def test_flatten_is_idempotent_and_a_second_one_once_flat_does_nothing() -> None:
     f = Flow()
     f.tick("SBIN", 100.0, T0)
