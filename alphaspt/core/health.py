@@ -55,6 +55,8 @@ class Health:
         self.stale_after = stale_after
         self.ready = False
         self.lag = 0
+        self.assigned = 0
+        """Input partitions the worker's consumer holds now (0: not in its group yet)."""
         self.stall_after = 10.0
         """Input consumed but not checkpointed for this long is reported as a stall."""
         self.unsaved_since: float | None = None
@@ -101,7 +103,8 @@ class Health:
 
     def snapshot(self) -> dict[str, object]:
         """What ``/status`` answers and the heartbeat carries."""
-        return {"ready": self.ok, "reason": self.reason, "lag": self.lag, "alive": self.alive}
+        return {"ready": self.ok, "reason": self.reason, "lag": self.lag, "alive": self.alive,
+                "assigned": self.assigned}
 
 
 def _handler(health: Health) -> type[BaseHTTPRequestHandler]:

@@ -508,8 +508,37 @@ class LocalRuntime:
                 continue
             self.children.append(self._strategy_child(worker, python, logs))
         self.children.append(Child("api", [*python, "api"], self._child_env(), logs / "api.log"))
+        feed = [c for c in self.children if c.name == "market-feed"]
         for child in self.children:
+            if child not in feed:
+                child.start()
+        self._await_assignments(timeout=60.0)
+        for child in feed:
             child.start()
+
+    def _await_assignments(self, timeout: float) -> None:
+        """Until every stage holds its input partitions (``/status`` ``assigned``), so that
+        the feed's first ticks are not queued behind the group joins: a replay started at
+        once began with seconds of backlog. A stage that exits or is still joining after
+        ``timeout`` is named, and the feed starts anyway."""
+        host = self.settings.metrics.host
+        deadline = time.monotonic() + timeout
+
+        def joining(child: Child) -> bool:
+            proc = child.process.proc if child.process is not None else None
+            if child.health_port is None or proc is None or proc.poll() is not None:
+                return False
+            return not (fetch_status(host, child.health_port) or {}).get("assigned")
+
+        waiting = [c for c in self.children if c.health_port is not None]
+        while waiting and not self._stop and time.monotonic() < deadline:
+            waiting = [c for c in waiting if joining(c)]
+            if waiting:
+                time.sleep(0.1)
+        if waiting and not self._stop:
+            self.out(f"starting the feed though {', '.join(c.name for c in waiting)} "
+                     f"{'holds' if len(waiting) == 1 else 'hold'} no input partition after "
+                     f"{timeout:g} s")
 
     def _strategy_child(self, worker: WorkerSpec, python: list[str], logs: Path) -> Child:
         argv = list(worker.argv)

@@ -98,7 +98,9 @@ class ProcessorConfig:
     batch_size: int = 2000
     """Most messages taken from one poll."""
     poll_timeout: float = 0.02
-    """consume() waits this long for a batch to fill: every stage hop adds up to it."""
+    """Longest wait for input when none is buffered. A poll returns as soon as one message
+    arrives (with whatever else is already buffered), so a hop never waits this long while
+    input flows."""
     commit_interval: float = 0.2
     """Seconds between checkpoints (Kafka Streams' commit.interval.ms). Outputs are sent at
     once; a crash re-processes at most this much input, whose outputs are de-duplicated."""
@@ -138,6 +140,8 @@ class StreamProcessor(ABC):
         self.current_topic = ""
         self.current_offset = 0
         self._held: dict[tuple[str, int], set[int]] = {}
+        self._rebalances = 0
+        """Assignment changes so far (each assign, revoke or loss)."""
         self._running = False
         self._stop_requested = False
         self._consumer: Consumer | None = None
@@ -297,9 +301,11 @@ class StreamProcessor(ABC):
         if self._rejoin_at is not None and time.monotonic() >= self._rejoin_at:
             self._rejoin()
         self._report_restore_failure()
-        messages = self._consumer.consume(self.config.batch_size, self.config.poll_timeout)
+        messages = self.poll()
         started = time.monotonic()
         try:
+            if messages:
+                self._processed_metric.inc(len(messages))
             for msg in messages:
                 self._handle_message(msg)
             if started - self._last_idle >= self.config.idle_interval:
@@ -319,6 +325,36 @@ class StreamProcessor(ABC):
         if time.monotonic() - self._last_checkpoint >= self.config.commit_interval:
             self._checkpoint_or_recover()
         return len(messages)
+
+    def poll(self) -> list[Message]:
+        """Up to ``batch_size`` messages, without waiting for a batch to fill.
+
+        ``consume(n, timeout)`` returns only when ``n`` messages are there or ``timeout`` is
+        up: a stage whose input arrives slower than ``n`` per ``timeout`` waited the whole
+        timeout on every poll, and every hop of the pipeline added it. Here, what is
+        already buffered is taken at once; only when nothing is, the stage waits for the
+        first message and then takes whatever came with it.
+
+        A rebalance callback runs inside ``consume``: one that runs in the second call
+        makes the first call's message stale (its partition may be revoked, its task's
+        state dropped or restored to an older checkpoint). It is dropped unprocessed; the
+        partition's next owner, this stage or another, consumes it again from the
+        checkpoint."""
+        consumer = self._consumer
+        assert consumer is not None
+        size = self.config.batch_size
+        messages = consumer.consume(size, 0)
+        if messages or size == 1:
+            return messages or consumer.consume(1, self.config.poll_timeout)
+        first = consumer.consume(1, self.config.poll_timeout)
+        if not first:
+            return first
+        rebalances = self._rebalances
+        more = consumer.consume(size - 1, 0)
+        if self._rebalances != rebalances:
+            return more
+        first.extend(more)
+        return first
 
     # -- checkpoints -------------------------------------------------------------------
 
@@ -491,6 +527,7 @@ class StreamProcessor(ABC):
         return OFFSET_END if self.config.auto_offset_reset == "latest" else OFFSET_BEGINNING
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._rebalances += 1
         if self.stateful:
             try:
                 new = [t for t in sorted({self.task_of(tp.partition) for tp in partitions})
@@ -507,6 +544,7 @@ class StreamProcessor(ABC):
                 # Own nothing rather than let the client assign the partitions at their
                 # committed offsets with no state behind them.
                 consumer.assign([])
+                self.health.assigned = 0
                 return
             self._restore_failed = None
             if not self.copartitioned:
@@ -514,6 +552,7 @@ class StreamProcessor(ABC):
         log.info("%s: assigned %s", self.stage,
                  ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions))
         consumer.assign(partitions)
+        self.health.assigned = len(partitions)
         self.health.alert("group", None)
         self._paused.clear()  # a new assignment fetches everything; the stage pauses again
 
@@ -546,6 +585,8 @@ class StreamProcessor(ABC):
                           "rejoining")
 
     def _release(self, partitions: list[TopicPartition]) -> None:
+        self._rebalances += 1
+        self.health.assigned = max(0, self.health.assigned - len(partitions))
         for tp in partitions:
             self._held.pop((tp.topic, tp.partition), None)
             self._positions.pop((tp.topic, tp.partition), None)
@@ -677,7 +718,6 @@ class StreamProcessor(ABC):
         self.current_topic = topic
         self.current_offset = msg.offset() or 0
         self._positions[(topic, partition)] = (msg.offset() or 0) + 1
-        self._processed_metric.inc()
         self.processed += 1
         try:
             event = self.inputs[topic].decode(msg.value())

@@ -25,8 +25,9 @@ from confluent_kafka import Message
 
 from alphaspt.core.config import KafkaConfig
 from alphaspt.core.events import Codec, Tick, Topics, encode
-from alphaspt.core.streaming import EventProducer
+from alphaspt.core.streaming import EventProducer, ProcessorConfig
 from alphaspt.core.streaming.changelog import CLAIM_KEY, MARKER_KEY
+from tests.integration.core.stage_for_tests import Doubler
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +218,37 @@ def test_malformed_and_unprocessable_messages_go_to_the_dlq_and_the_stage_keeps_
     originals = {m.key(): m.value() for m in dead}
     assert originals[b"k1"] == b"{not json", "the original bytes are kept"
     assert by_key[b"k1"]["dlq.topic"] == src.encode()
+
+
+def test_a_poll_returns_at_the_first_message_instead_of_waiting_for_a_full_batch(
+    unique: str, make_topics: Callable[..., None], producer: EventProducer,
+    kafka: KafkaConfig,
+) -> None:
+    """With a 5 s poll timeout and batches of 2,000, a lone tick is processed within a
+    second of being sent: ``consume(2000, 5)`` would have held it until the timeout."""
+    src, dst = f"wake-in-{unique}", f"wake-out-{unique}"
+    make_topics(src, dst)
+    stage = Doubler(kafka, ProcessorConfig(group_id=f"wake-{unique}", batch_size=2000,
+                                           poll_timeout=5.0), src, dst, 0.0)
+    runner = threading.Thread(target=stage.run, kwargs={"max_seconds": 120}, daemon=True)
+    runner.start()
+    try:
+        def send_and_time(i: int) -> float:
+            sent = time.monotonic()
+            producer.send(src, "S", Tick(event_id=f"w{i}", exchange_ts=i, symbol="S",
+                                         price=1.0))
+            producer.flush()
+            while stage.processed <= i:
+                assert runner.is_alive(), "the stage stopped"
+                assert time.monotonic() - sent < 60, "the tick was never processed"
+                time.sleep(0.002)
+            return time.monotonic() - sent
+
+        send_and_time(0)  # the group join and first fetch
+        waits = [send_and_time(i) for i in range(1, 4)]
+        assert stage.health.snapshot()["assigned"] == 1, "/status names its one partition"
+    finally:
+        stage.stop()
+        runner.join(30)
+    assert max(waits) < 1.0, f"seconds from send to processed: {waits}"
+    assert stage.health.assigned == 0, "closing the consumer gives the partition back"

@@ -111,6 +111,22 @@ def test_up_for_seconds_runs_everything_and_leaves_nothing(tmp_path: Path) -> No
     ports = {int(m) for m in re.findall(r"127\.0\.0\.1:(\d+)", out)}
     assert port in ports and len(ports) >= 4, out
     assert [p for p in ports if port_open("127.0.0.1", p)] == []
+    # The feed started only once every stage held its input partitions.
+    logs = state / "logs"
+    feed_start = first_logged(logs / "market-feed.log", "")
+    stages = [p for p in logs.glob("*.log") if p.stem not in ("market-feed", "api")]
+    assert len(stages) >= 5, stages
+    for log in stages:
+        assigned = first_logged(log, ": assigned ")
+        assert assigned <= feed_start, f"{log.stem} joined at {assigned}, feed at {feed_start}"
+
+
+def first_logged(path: Path, text: str) -> str:
+    """The timestamp of the first line of the log that contains ``text``."""
+    for line in path.read_text().splitlines():
+        if text in line and re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ", line):
+            return line[:23]
+    raise AssertionError(f"no {text!r} in {path}")
 
 
 def test_second_up_is_refused_and_a_killed_up_takes_everything_with_it(
