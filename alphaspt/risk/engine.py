@@ -24,7 +24,7 @@ Rejection | None`` per rule, applied in order; the first rejection is the decisi
  7. ``OUTSIDE_TRADING_WINDOW``: ``now`` in the window's timezone is not in ``[start, end)``
     (the profile's own restriction, inside the session).
  8. ``PRODUCT_CUTOFF``: an MIS order that is not risk-reducing at or after ``misCutoff``
-    (IST).
+    (IST); once the cut-off has squared the strategy off (``squared_off``), any MIS order.
  9. ``SHORT_SELL``: a CNC sell beyond the holdings (position plus pending sells).
 10. ``LOT_SIZE``: the quantity is not a multiple of the instrument's lot size.
 11. ``TICK_SIZE``: a LIMIT price that is not a multiple of the instrument's tick (exact).
@@ -149,6 +149,8 @@ class RuleContext:
     position: int
     pending: int
     reducing: bool
+    squared_off: bool = False
+    """Today's MIS cut-off has squared this strategy's positions off already."""
 
     @property
     def price(self) -> float | None:
@@ -274,15 +276,20 @@ def _check_trading_window(st: RiskState, signal: Signal, limits: RiskProfileSpec
 
 def _check_product_cutoff(st: RiskState, signal: Signal, limits: RiskProfileSpec,
                           ctx: RuleContext) -> Rejection | None:
-    if signal.product is not Product.MIS or ctx.reducing:
+    if signal.product is not Product.MIS or (ctx.reducing and not ctx.squared_off):
         return None
     local = ist_datetime(ctx.now_ns)
-    if local.time() >= limits.mis_cutoff:
+    if local.time() < limits.mis_cutoff:
+        return None
+    if ctx.squared_off:
         return Rejection(RiskReason.PRODUCT_CUTOFF,
-                         f"{local:%H:%M:%S} IST is at or after the MIS cutoff "
-                         f"{limits.mis_cutoff:%H:%M}; only risk-reducing MIS orders are "
-                         "accepted")
-    return None
+                         f"{local:%H:%M:%S} IST is after the MIS cutoff "
+                         f"{limits.mis_cutoff:%H:%M}, and its square-off is closing this "
+                         "strategy's MIS positions: no further MIS order is accepted today")
+    return Rejection(RiskReason.PRODUCT_CUTOFF,
+                     f"{local:%H:%M:%S} IST is at or after the MIS cutoff "
+                     f"{limits.mis_cutoff:%H:%M}; only risk-reducing MIS orders are "
+                     "accepted")
 
 
 def _check_short_sell(st: RiskState, signal: Signal, limits: RiskProfileSpec,
@@ -529,15 +536,21 @@ class RiskEngine:
     # -- decisions ----------------------------------------------------------------------------
 
     def evaluate(
-        self, signal: Signal, profile_name: str, limits: RiskProfileSpec, now_ns: int
+        self, signal: Signal, profile_name: str, limits: RiskProfileSpec, now_ns: int,
+        *, squared_off: bool = False,
     ) -> RiskDecision:
-        """Approve or reject ``signal`` under ``limits`` at time ``now_ns`` (epoch ns)."""
+        """Approve or reject ``signal`` under ``limits`` at time ``now_ns`` (epoch ns).
+
+        ``squared_off``: today's MIS cut-off has squared the strategy's positions off
+        (PRODUCT_CUTOFF then refuses its reducing MIS orders too: they would race the
+        square-off, whose quantity the trading engine fixes)."""
         cached = self.state.decisions.get(signal.event_id)
         if cached is not None:
             return self._decision(signal, cached)
         self.state.roll_day(now_ns, trade_id_retention_days=self.config.trade_id_retention_days)
         self.state.prune_order_times(now_ns)
-        reason, message, price = self._check(signal, profile_name, limits, now_ns)
+        reason, message, price = self._check(signal, profile_name, limits, now_ns,
+                                             squared_off)
         cached = CachedDecision(
             approved=reason is RiskReason.OK,
             reason=reason,
@@ -594,7 +607,8 @@ class RiskEngine:
         )
 
     def _check(
-        self, signal: Signal, profile: str, limits: RiskProfileSpec, now: int
+        self, signal: Signal, profile: str, limits: RiskProfileSpec, now: int,
+        squared_off: bool = False,
     ) -> tuple[RiskReason, str, float]:
         st = self.state
         limit_price = signal.limit_price if signal.order_type is OrderType.LIMIT else None
@@ -613,6 +627,7 @@ class RiskEngine:
             position=position,
             pending=pending,
             reducing=_is_reducing(position + pending, signal.side.sign * signal.quantity),
+            squared_off=squared_off,
         )
         for rule in RULES:
             rejection = rule(st, signal, limits, ctx)

@@ -55,6 +55,7 @@ from alphaspt.risk.squareoff import (
     register,
     square_off_signal,
 )
+from alphaspt.workers.align import TickAlignment
 from alphaspt.workers.common import ConfigSource, ConfiguredStage
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class RiskManager(ConfiguredStage):
 
     def __init__(self, settings: Settings, config: ProcessorConfig, source: ConfigSource,
                  *, clock: Callable[[], int] = now_ns,
-                 engine_config: RiskEngineConfig | None = None) -> None:
+                 engine_config: RiskEngineConfig | None = None, align_s: float = 5.0) -> None:
         super().__init__(settings, config, {
             Topics.SIGNALS_GENERATED: Codec(Signal),
             Topics.ORDERS_SUBMITTED: Codec(Order),
@@ -90,6 +91,9 @@ class RiskManager(ConfiguredStage):
         self.last_tick_ts = 0
         """The latest tick time consumed (changelog ``cut/@ticks``): how far the market
         is, for signals that arrive after their day's cut-off and a FLATTEN in a replay."""
+        self.align = TickAlignment(self, Topics.SIGNALS_GENERATED, ahead_s=align_s)
+        """So the cut-off's tick and the day roll come close to the signals of their time
+        (a replay's ticks reach this stage minutes of market time before its signals)."""
 
     def _engine(self, state: RiskState) -> RiskEngine:
         return RiskEngine(state, config=self.engine_config, clock=self.clock,
@@ -106,6 +110,7 @@ class RiskManager(ConfiguredStage):
             if day:
                 outputs += self._carried(day, state.day)
         if isinstance(event, Tick):
+            self.align.on_tick(event.exchange_ts)
             self.engine.on_tick(event)
             self.touch(f"px/{event.symbol}")
             if event.exchange_ts > self.last_tick_ts:
@@ -133,6 +138,7 @@ class RiskManager(ConfiguredStage):
             for coid in before - set(state.pending):
                 self.touch(f"pend/{coid}")
         elif isinstance(event, Signal):
+            self.align.on_lead(event.exchange_ts)
             oldest = next(iter(state.decisions), None)
             decided = self._decide(event)
             outputs.append(decided)
@@ -314,7 +320,9 @@ class RiskManager(ConfiguredStage):
                     # price consumed here depends on how fast the ticks topic was read.
                     self.engine.state.update_price(signal.symbol, signal.ref_price)
                     self.touch(f"px/{signal.symbol}")
-                decision = self.engine.evaluate(signal, profile_name, profile.spec, now)
+                squared = self.cutoff_done.get(profile_name, 0) >= ist_day(now)
+                decision = self.engine.evaluate(signal, profile_name, profile.spec, now,
+                                                squared_off=squared)
         topic = Topics.SIGNALS_VALIDATED if decision.approved else Topics.SIGNALS_REJECTED
         if not decision.approved:
             log.info("rejected %s %s %s x%d: %s %s", signal.strategy, signal.side,
@@ -328,6 +336,10 @@ class RiskManager(ConfiguredStage):
             self.touch("meta")
             log.warning("control applied: %s %s/%s value=%s", control.command,
                         control.target_kind, control.target, control.value)
+        return ()
+
+    def on_idle(self) -> Iterable[Output]:
+        self.align.on_idle()
         return ()
 
     def state_value(self, task: int, key: str) -> bytes | None:
@@ -346,6 +358,7 @@ class RiskManager(ConfiguredStage):
             {k: v for k, v in items.items() if not k.startswith("cut/")}))
 
     def drop_task(self, task: int) -> None:
+        self.align.reset()
         self.engine = self._engine(RiskState())
         self.cutoff_done = {}
         self.last_tick_ts = 0

@@ -33,7 +33,6 @@ memory only.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -68,6 +67,7 @@ from alphaspt.core.streaming import Output, ProcessorConfig
 from alphaspt.exceptions import InfrastructureUnavailable
 from alphaspt.market import instruments_from
 from alphaspt.risk.squareoff import is_square_off
+from alphaspt.workers.align import TickAlignment
 from alphaspt.workers.common import ConfigSource, ConfiguredStage
 
 log = logging.getLogger(__name__)
@@ -212,11 +212,8 @@ class TradingEngine(ConfiguredStage):
         ``pos/<strategy>``; flat symbols dropped): what a square-off closes, exactly."""
         self.day = 0
         self.lookups = 0
-        self.align_ns = int(align_s * 1e9)
-        self.tick_ts = 0
-        self.signal_ts = 0
-        self.ticks_paused = False
-        self.paused_at = 0.0
+        self.align = TickAlignment(self, Topics.SIGNALS_VALIDATED, ahead_s=align_s)
+        """So the first tick after an order is usually still in the cache."""
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
         if isinstance(event, Tick):
@@ -226,25 +223,8 @@ class TradingEngine(ConfiguredStage):
             return ()
         return self._place(event)
 
-    def _align(self, tick_ts: int) -> None:
-        """Keep the ticks from running far ahead of the signals in event time (Flink's
-        watermark alignment), so the first tick after an order is usually still in the
-        cache. Only while signals are waiting to be consumed; correctness never depends on
-        it (a look-up in market.ticks finds any tick)."""
-        ahead = tick_ts - self.signal_ts > self.align_ns
-        if ahead and not self.ticks_paused and self.backlog(Topics.SIGNALS_VALIDATED):
-            self.pause_input(Topics.TICKS)
-            self.ticks_paused = True
-            self.paused_at = time.monotonic()
-        elif self.ticks_paused and (not ahead or time.monotonic() - self.paused_at > 5.0):
-            self.resume_input(Topics.TICKS)
-            self.ticks_paused = False
-
     def on_idle(self) -> Iterable[Output]:
-        if self.ticks_paused and (not self.backlog(Topics.SIGNALS_VALIDATED)
-                                  or time.monotonic() - self.paused_at > 5.0):
-            self.resume_input(Topics.TICKS)
-            self.ticks_paused = False
+        self.align.on_idle()
         return self._live_results(self.live.poll()) if self.live is not None else ()
 
     def _live_results(self, results: list[Fill | OrderRejected]) -> list[Output]:
@@ -255,8 +235,7 @@ class TradingEngine(ConfiguredStage):
         return [self._result(r) for r in results]
 
     def _on_tick(self, tick: Tick) -> list[Output]:
-        self.tick_ts = max(self.tick_ts, tick.exchange_ts)
-        self._align(self.tick_ts)
+        self.align.on_tick(tick.exchange_ts)
         last = advance(self.last.get(tick.symbol), tick, self.current_partition)
         if last is None:
             return []
@@ -295,8 +274,7 @@ class TradingEngine(ConfiguredStage):
 
     def _place(self, decision: RiskDecision) -> list[Output]:
         signal = decision.signal
-        self.signal_ts = max(self.signal_ts, signal.exchange_ts)
-        self._align(self.tick_ts)
+        self.align.on_lead(signal.exchange_ts)
         coid = client_order_id(signal.event_id)
         record = self.pipeline.strategies.get(signal.strategy)
         mode = record.spec.mode if record is not None else Mode.PAPER
@@ -508,10 +486,7 @@ class TradingEngine(ConfiguredStage):
         self.last.clear()
         self.positions.clear()
         self.day = 0
-        self.tick_ts = self.signal_ts = 0
-        if self.ticks_paused:
-            self.resume_input(Topics.TICKS)
-            self.ticks_paused = False
+        self.align.reset()
 
 
 _LAST_ENCODER = msgspec.json.Encoder()

@@ -146,6 +146,20 @@ def test_mis_cutoff_refuses_risk_increasing_and_allows_reducing() -> None:
     )
 
 
+def test_once_the_cutoff_squared_off_even_a_reducing_mis_order_is_refused() -> None:
+    e = engine(RELIANCE=1400.0)
+    e.on_fill(fill(Side.BUY, 10, 1400.0, ts=at(FRI, 11)))
+    sell = signal(Side.SELL, 10, ref_price=1400.0)
+    d = e.evaluate(sell, PROFILE, limits(), at(FRI, 15, 25), squared_off=True)
+    assert d.reason is RiskReason.PRODUCT_CUTOFF and "square-off" in d.message
+    early = e.evaluate(signal(Side.SELL, 5, ref_price=1400.0), PROFILE, limits(),
+                       at(FRI, 15, 19), squared_off=True)
+    assert early.approved  # before the cut-off (a late signal): the rules as usual
+    assert decide(e, signal(Side.SELL, 2, ref_price=1400.0), now=at(FRI, 15, 25)).approved
+    cnc = with_product(signal(Side.SELL, 3, ref_price=1400.0), Product.CNC)
+    assert e.evaluate(cnc, PROFILE, limits(), at(FRI, 15, 25), squared_off=True).approved
+
+
 def test_cnc_no_short_sale_beyond_holdings() -> None:
     e = engine(RELIANCE=1400.0)
     sell = with_product(signal(Side.SELL, 1, ref_price=1400.0), Product.CNC)
