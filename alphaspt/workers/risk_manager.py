@@ -175,14 +175,13 @@ class RiskManager(ConfiguredStage):
             return []  # a late tick of an earlier day
         outputs: list[Output] = []
         for name in sorted(self.pipeline.profiles):
-            if self.cutoff_done.get(name, 0) >= day:
+            if self._squared_off(name, day):
                 continue
             spec = self.pipeline.profiles[name].spec
             at = cutoff_ns(day, spec.mis_cutoff)
             if tick.exchange_ts < at:
                 continue
-            self.cutoff_done[name] = day
-            self.touch(f"cut/{name}")
+            self._mark_squared_off(name, day)
             outputs += self._square_off(
                 self._mis_strategies(name), SquareOffReason.MIS_CUTOFF, day, at,
                 f"square-off: MIS cut-off {spec.mis_cutoff:%H:%M} IST of RiskProfile {name}")
@@ -224,10 +223,9 @@ class RiskManager(ConfiguredStage):
                        if rec.spec.product is Product.MIS})
         outputs: list[Output] = []
         for ref in refs:
-            if self.cutoff_done.get(ref, 0) >= last:
+            if self._squared_off(ref, last):
                 continue
-            self.cutoff_done[ref] = last
-            self.touch(f"cut/{ref}")
+            self._mark_squared_off(ref, last)
             outputs += self._square_off(self._mis_strategies(ref), SquareOffReason.MIS_CARRIED,
                                         day, ist_day_start(day),
                                         "square-off: MIS position carried over the IST day")
@@ -237,6 +235,15 @@ class RiskManager(ConfiguredStage):
             log.warning("MIS position of %s in %s was still open at the IST day roll-over; "
                         "squaring it off now (%s %d)", s.strategy, s.symbol, s.side, s.quantity)
         return outputs
+
+    def _squared_off(self, profile: str, day: int) -> bool:
+        """The MIS positions of ``profile``'s strategies were squared off for ``day`` (at
+        its cut-off, or at the roll-over after it)."""
+        return self.cutoff_done.get(profile, 0) >= day
+
+    def _mark_squared_off(self, profile: str, day: int) -> None:
+        self.cutoff_done[profile] = day
+        self.touch(f"cut/{profile}")
 
     def _last_trading_day(self, day: int) -> int:
         """The last trading day on or before ``day`` (every day without a calendar)."""
@@ -320,9 +327,9 @@ class RiskManager(ConfiguredStage):
                     # price consumed here depends on how fast the ticks topic was read.
                     self.engine.state.update_price(signal.symbol, signal.ref_price)
                     self.touch(f"px/{signal.symbol}")
-                squared = self.cutoff_done.get(profile_name, 0) >= ist_day(now)
-                decision = self.engine.evaluate(signal, profile_name, profile.spec, now,
-                                                squared_off=squared)
+                decision = self.engine.evaluate(
+                    signal, profile_name, profile.spec, now,
+                    squared_off=self._squared_off(profile_name, ist_day(now)))
         topic = Topics.SIGNALS_VALIDATED if decision.approved else Topics.SIGNALS_REJECTED
         if not decision.approved:
             log.info("rejected %s %s %s x%d: %s %s", signal.strategy, signal.side,
