@@ -228,8 +228,8 @@ drained, whether or not the group has committed anything yet."""
 assert set(MAIN_INPUT) == set(STAGES) - {"market-feed"}, "every consuming stage, once"
 
 
-def group_lag(kafka: KafkaConfig) -> int:
-    """Messages the pipeline's consumer groups have not committed yet.
+def group_lag(kafka: KafkaConfig) -> dict[str, int]:
+    """Stage → messages its consumer group has not committed yet.
 
     Every partition a group has committed counts, and so does every partition of its
     stage's main input that it has not committed at all: a stage killed before its first
@@ -241,7 +241,7 @@ def group_lag(kafka: KafkaConfig) -> int:
     admin = AdminClient(kafka.client_config())
     probe = Consumer({**kafka.client_config(), "group.id": "alphaspt-chaos-probe"})
     try:
-        lag = 0
+        lag: dict[str, int] = {}
         for stage, main in MAIN_INPUT.items():
             group = f"alphaspt-default-{stage}"
             res = admin.list_consumer_group_offsets(
@@ -253,7 +253,8 @@ def group_lag(kafka: KafkaConfig) -> int:
             for topic, partition in parts:
                 _low, high = probe.get_watermark_offsets(
                     TopicPartition(topic, partition), timeout=10)
-                lag += max(0, high - max(committed.get((topic, partition), 0), 0))
+                behind = max(0, high - max(committed.get((topic, partition), 0), 0))
+                lag[stage] = lag.get(stage, 0) + behind
         return lag
     finally:
         probe.close()
@@ -290,8 +291,10 @@ def wait_drained(up: Up, expect_ticks: int, timeout: float) -> None:
             ticks = topic_end(up.kafka, Topics.TICKS)
             finished = ticks >= expect_ticks or "finished" in tail(
                 up.workdir / "state" / "logs" / "market-feed.log", 3)
-            lag = group_lag(up.kafka) if finished else -1
-            why = f"{ticks} of {expect_ticks} ticks in the topic, consumer groups lag {lag}"
+            lags = group_lag(up.kafka) if finished else {}
+            lag = sum(lags.values()) if finished else -1
+            behind = ", ".join(f"{s} {n}" for s, n in lags.items() if n) or "none"
+            why = f"{ticks} of {expect_ticks} ticks in the topic, groups behind: {behind}"
         except Exception as exc:  # the broker may be restarting
             lag = -1
             why = f"cannot measure: {exc}"

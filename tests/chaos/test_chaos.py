@@ -19,6 +19,7 @@ KILLS = int(os.environ.get("ALPHASPT_CHAOS_KILLS", "8"))
 BROKER = os.environ.get("ALPHASPT_TEST_KAFKA", "tansu")
 
 
+@pytest.mark.timeout(900)  # two runs; the drain alone may wait 210 s and then says why
 def test_kills_and_outages_change_nothing() -> None:
     outages = BROKER == "apache"
     faults = Faults(kills=KILLS)

@@ -17,6 +17,9 @@ State: a stateful stage keeps its state in memory and mirrors every change with
    compacted changelog topic, one partition per task, then a marker with the input
    offsets those values cover, and flushes again,
 3. commits the same offsets to the consumer group (for lag; positions come from markers).
+   A commit the group refused (a member fenced after a stall, a broker restart) is sent
+   again at the next checkpoint, and so is every position after a restore: otherwise a
+   stage whose input had ended kept an old committed offset, and its lag, for good.
 
 On start-up, on a rebalance, and after any failure, each owned task is restored from its
 changelog partition (:mod:`alphaspt.core.streaming.changelog`) and its input partitions
@@ -159,6 +162,10 @@ class StreamProcessor(ABC):
         """Keys with a value in each owned task's changelog (bounded by the state)."""
         self._positions: dict[tuple[str, int], int] = {}
         self._marked: dict[tuple[str, int], int] = {}
+        """Input partition → the offset the last marker (or, stateless, commit) covers."""
+        self._committed: dict[tuple[str, int], int] = {}
+        """Input partition → the offset last sent to the group and not refused (one entry
+        per owned input partition)."""
         self._seq = 0
         self._last_checkpoint = time.monotonic()
         self._last_idle = time.monotonic()
@@ -371,7 +378,8 @@ class StreamProcessor(ABC):
         assert self._producer is not None and self._consumer is not None
         covered = self._covered()
         advanced = {tp: o for tp, o in covered.items() if self._marked.get(tp) != o}
-        if not advanced and not any(self._touched.values()):
+        uncommitted = {tp: o for tp, o in covered.items() if self._committed.get(tp) != o}
+        if not advanced and not uncommitted and not any(self._touched.values()):
             if self._restore_failed is None:
                 self._healthy()
             return
@@ -408,10 +416,11 @@ class StreamProcessor(ABC):
             self._flush("changelog")
             STATE_BYTES.labels(self.stage).set(self.state_bytes)
         self._marked.update(covered)
-        if covered:
+        if uncommitted:
             self._consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in covered.items()],
+                offsets=[TopicPartition(t, p, o) for (t, p), o in uncommitted.items()],
                 asynchronous=True)
+            self._committed.update(uncommitted)
         CHECKPOINTS.labels(self.stage).inc()
         self._healthy()
         self.after_commit()
@@ -500,6 +509,7 @@ class StreamProcessor(ABC):
         self._touched.clear()
         self._positions.clear()
         self._marked.clear()
+        self._committed.clear()
         self._held.clear()
         self._nonces.clear()
         self._rejoin_at = time.monotonic() + 1.0
@@ -584,6 +594,15 @@ class StreamProcessor(ABC):
                           "group coordinator did not answer within the session timeout; "
                           "rejoining")
 
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """A refused commit is sent again at the next checkpoint (unless a newer one is
+        already on its way)."""
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            if (err is not None or tp.error is not None) and \
+                    self._committed.get(key) == tp.offset:
+                del self._committed[key]
+
     def _release(self, partitions: list[TopicPartition]) -> None:
         self._rebalances += 1
         self.health.assigned = max(0, self.health.assigned - len(partitions))
@@ -591,6 +610,7 @@ class StreamProcessor(ABC):
             self._held.pop((tp.topic, tp.partition), None)
             self._positions.pop((tp.topic, tp.partition), None)
             self._marked.pop((tp.topic, tp.partition), None)
+            self._committed.pop((tp.topic, tp.partition), None)
         for task in {self.task_of(tp.partition) for tp in partitions}:
             if task in self._tasks:
                 del self._tasks[task]
@@ -622,7 +642,7 @@ class StreamProcessor(ABC):
         restored = fold(self._read_changelog(topic, task, nonce, claim))
         epoch = claim[0]
         self._tasks[task] = epoch
-        for table in (self._held, self._positions, self._marked):
+        for table in (self._held, self._positions, self._marked, self._committed):
             for tp in [tp for tp in table if self.task_of(tp[1]) == task]:
                 del table[tp]
         self.restore_task(task, restored.items)
@@ -807,6 +827,7 @@ class StreamProcessor(ABC):
             "auto.offset.reset": self.config.auto_offset_reset,
             "isolation.level": "read_committed",
             "enable.partition.eof": False,
+            "on_commit": self._on_commit,
         }
         conf.update(self.config.extra_consumer_config)
         return conf

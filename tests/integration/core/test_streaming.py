@@ -252,3 +252,54 @@ def test_a_poll_returns_at_the_first_message_instead_of_waiting_for_a_full_batch
         runner.join(30)
     assert max(waits) < 1.0, f"seconds from send to processed: {waits}"
     assert stage.health.assigned == 0, "closing the consumer gives the partition back"
+
+
+def test_a_restored_stage_commits_its_positions_when_the_group_holds_older_ones(
+    unique: str, make_topics: Callable[..., None], producer: EventProducer,
+    kafka: KafkaConfig,
+) -> None:
+    """The group's offsets are for lag only (positions come from the changelog's markers),
+    yet a commit the group refused (a stage fenced after a stall) was never sent again: a
+    stage whose input had ended showed the old offset, and its lag, for good; the chaos
+    suite waited on it until its timeout. Here the group is set back to 0 while the stage
+    is down: restarted, with no new input, it commits its positions within seconds and
+    processes nothing twice."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    src, dst, changelog = f"rc-in-{unique}", f"rc-out-{unique}", f"rc-changelog-{unique}"
+    group = f"rc-{unique}"
+    make_topics(src, dst, partitions=3)
+    feed(producer, src, 60)
+    config = ProcessorConfig(group_id=group, changelog_topic=changelog, batch_size=50,
+                             commit_interval=0.1)
+    group_view = Consumer({**kafka.client_config(), "group.id": group,
+                           "enable.auto.commit": False})
+
+    def committed() -> int:
+        parts = group_view.committed([TopicPartition(src, p) for p in range(3)], timeout=10)
+        return sum(max(tp.offset, 0) for tp in parts)
+
+    def run_until(stage: Doubler, done: Callable[[], bool]) -> None:
+        runner = threading.Thread(target=stage.run, kwargs={"max_seconds": 120}, daemon=True)
+        runner.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not done():
+                assert runner.is_alive(), "the stage stopped"
+                assert time.monotonic() < deadline, f"group offsets stay at {committed()}"
+                time.sleep(0.2)
+        finally:
+            stage.stop()
+            runner.join(30)
+
+    try:
+        first = Doubler(kafka, config, src, dst, 0.0)
+        run_until(first, lambda: first.processed == 60 and committed() == 60)
+        group_view.commit(offsets=[TopicPartition(src, p, 0) for p in range(3)],
+                          asynchronous=False)
+        assert committed() == 0, "the group set back while the stage is down"
+        second = Doubler(kafka, config, src, dst, 0.0)
+        run_until(second, lambda: committed() == 60)
+        assert second.processed == 0, "positions come from the marker, not the group"
+    finally:
+        group_view.close()
