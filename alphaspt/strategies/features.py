@@ -30,10 +30,12 @@ Definitions (``n`` = number of prices seen for the symbol, this tick included):
   two returns. ``annualisation`` is 1 by default (per-tick volatility); ticks are irregular,
   so set it only when ticks are bars of a fixed period (e.g. ``252 * 375`` for 1-minute bars).
 
-Robustness: a tick whose ``event_id`` was among the symbol's recent ticks is a duplicate
-(at-least-once delivery) and a tick older than the symbol's newest ``exchange_ts`` is stale;
-both return ``None`` and change nothing. A tick with a non-finite or non-positive price, or a
-negative quantity/volume, raises :class:`InvalidTick` (the worker dead-letters it).
+Robustness: a tick older than the symbol's newest ``exchange_ts`` is stale, and one at that
+timestamp whose ``event_id`` was already seen at it is a duplicate (at-least-once delivery:
+a redelivered tick carries its original timestamp, so only the ids of the newest timestamp
+need remembering, at most 64); both return ``None`` and change nothing. A tick with a
+non-finite or non-positive price, or a negative quantity/volume, raises
+:class:`InvalidTick` (the worker dead-letters it).
 
 ``Features.event_id`` is ``alphaspt.core.events.stable_id("features", tick.event_id)``,
 ``tick_id`` is the tick's id and ``exchange_ts`` the tick's, so a replay yields identical
@@ -51,7 +53,7 @@ from typing import Any
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alphaspt.core.clock import ist_day
+from alphaspt.core.clock import ist_day, ist_day_start
 from alphaspt.core.events import Features, Tick, now_ns
 
 __all__ = ["FeatureCalculator", "FeatureConfig", "InvalidTick", "ist_day"]
@@ -59,12 +61,19 @@ __all__ = ["FeatureCalculator", "FeatureConfig", "InvalidTick", "ist_day"]
 _DEDUP_IDS = 64
 """How many recent tick ids per symbol are remembered to drop redelivered ticks."""
 _ZERO_STD_RTOL = 1e-12
+_INF = math.inf
 
+
+
+_FEATURES_HASH = hashlib.blake2b(b"features|", digest_size=12)
 
 
 def _features_id(tick_id: str) -> str:
-    """``stable_id("features", tick_id)`` without the generic join (the hot path)."""
-    return hashlib.blake2b(b"features|" + tick_id.encode(), digest_size=12).hexdigest()
+    """``stable_id("features", tick_id)``: a copy of the hash of the common prefix, fed the
+    tick id (the hot path: 0.36 against 0.57 us for a fresh hash here)."""
+    h = _FEATURES_HASH.copy()
+    h.update(tick_id.encode())
+    return h.hexdigest()
 
 
 class InvalidTick(ValueError):
@@ -111,6 +120,7 @@ class _SymbolState(msgspec.Struct, kw_only=True):
     session_volume: int
     """Cumulative day volume reported by the previous tick of the session (0: none)."""
     recent_ids: list[str]
+    """Ids of the symbol's ticks at ``last_ts`` (older states: its last 64 ticks)."""
     price_moments: list[float] | None = None
     """Running sums of the price window (:class:`_Moments`); absent in older states."""
     return_moments: list[float] | None = None
@@ -157,27 +167,24 @@ class _Moments:
         self.s2 = math.fsum((v - k) * (v - k) for v in values)
         self.since = 0
 
-    def push(self, values: deque[float], x: float) -> None:
-        """Append ``x`` to ``values`` (a bounded deque), updating the sums."""
+    def push_centred(self, values: deque[float], x: float) -> tuple[float, float]:
+        """Append ``x`` to ``values`` (a bounded deque), update the sums, and return the
+        window's (mean, sum of squared deviations from the mean): one call per tick."""
         k = self.k
+        d = x - k
         if len(values) == values.maxlen:
             old = values[0] - k
             values.append(x)
-            d = x - k
             self.s1 += d - old
             self.s2 += d * d - old * old
         else:
             values.append(x)
-            d = x - k
             self.s1 += d
             self.s2 += d * d
         self.since += 1
-        if self.since >= len(values):
-            self.exact(values)
-
-    def centred(self, values: deque[float]) -> tuple[float, float]:
-        """(mean, sum of squared deviations from the mean) of ``values``."""
         n = len(values)
+        if self.since >= n:
+            self.exact(values)
         ss = self.s2 - self.s1 * self.s1 / n
         if ss <= _CANCELLATION * self.s2:
             return _squared_deviations(values)
@@ -200,9 +207,9 @@ class _Rolling:
         "price_moments",
         "prices",
         "recent_ids",
-        "recent_set",
         "return_moments",
         "session_day",
+        "session_end",
         "session_pv",
         "session_qty",
         "session_volume",
@@ -219,11 +226,11 @@ class _Rolling:
             s.log_returns[-config.vol_window :], maxlen=config.vol_window
         )
         self.session_day = s.session_day
+        self.session_end = ist_day_start(s.session_day + 1)
         self.session_pv = s.session_pv
         self.session_qty = s.session_qty
         self.session_volume = s.session_volume
-        self.recent_ids: deque[str] = deque(s.recent_ids[-_DEDUP_IDS:], maxlen=_DEDUP_IDS)
-        self.recent_set = set(self.recent_ids)
+        self.recent_ids = s.recent_ids[-_DEDUP_IDS:]
         # Sums saved with other windows describe other windows: recompute them.
         self.price_moments = _Moments(
             self.prices, s.price_moments if len(self.prices) == len(s.prices) else None)
@@ -250,10 +257,18 @@ class _Rolling:
         )
 
     def remember(self, event_id: str) -> None:
-        if len(self.recent_ids) == self.recent_ids.maxlen:
-            self.recent_set.discard(self.recent_ids[0])
-        self.recent_ids.append(event_id)
-        self.recent_set.add(event_id)
+        """One more tick at ``last_ts`` (bounded: the oldest id beyond 64 is forgotten)."""
+        ids = self.recent_ids
+        if len(ids) >= _DEDUP_IDS:
+            del ids[0]
+        ids.append(event_id)
+
+    def start_session(self, day: int) -> None:
+        self.session_day = day
+        self.session_end = ist_day_start(day + 1)
+        self.session_pv = 0.0
+        self.session_qty = 0
+        self.session_volume = 0
 
 
 class FeatureCalculator:
@@ -276,83 +291,70 @@ class FeatureCalculator:
         return sorted(self._symbols)
 
     def update(self, tick: Tick) -> Features | None:
-        """Fold one tick into its symbol's state; see the module docstring for the maths."""
+        """Fold one tick into its symbol's state; see the module docstring for the maths.
+
+        The hot path of the feature engine: written with locals and one call per window
+        (measured in ``bench/``); the arithmetic is the same, operation for operation, as
+        the definitions above."""
         price = tick.price
-        if not math.isfinite(price) or price <= 0:
+        if not 0.0 < price < _INF:  # also refuses NaN
             raise InvalidTick(f"{tick.symbol}: price must be a positive number, got {price!r}")
-        if tick.quantity < 0 or tick.volume < 0:
+        quantity = tick.quantity
+        volume = tick.volume
+        if quantity < 0 or volume < 0:
             raise InvalidTick(
-                f"{tick.symbol}: negative quantity ({tick.quantity}) or volume ({tick.volume})"
+                f"{tick.symbol}: negative quantity ({quantity}) or volume ({volume})"
             )
-        day = ist_day(tick.exchange_ts)
+        ts = tick.exchange_ts
         st = self._symbols.get(tick.symbol)
         if st is None:
-            traded = tick.quantity
-            self._symbols[tick.symbol] = st = _Rolling(
-                _SymbolState(
-                    count=1,
-                    last_price=price,
-                    last_ts=tick.exchange_ts,
-                    ema_fast=price,
-                    ema_slow=price,
-                    prices=[price],
-                    log_returns=[],
-                    session_day=day,
-                    session_pv=price * traded,
-                    session_qty=traded,
-                    session_volume=tick.volume,
-                    recent_ids=[],
-                ),
-                self.config,
-            )
+            self._symbols[tick.symbol] = self._seed(tick)
+            return None
+        last_ts = st.last_ts
+        if ts > last_ts:
+            st.last_ts = ts
+            st.recent_ids = [tick.event_id]
+        elif ts < last_ts or tick.event_id in st.recent_ids:
+            return None
+        else:
             st.remember(tick.event_id)
-            return None
-        if tick.event_id in st.recent_set or tick.exchange_ts < st.last_ts:
-            return None
 
         prev = st.last_price
         ret = price / prev - 1.0
         st.count += 1
         st.last_price = price
-        st.last_ts = tick.exchange_ts
-        st.remember(tick.event_id)
         st.ema_fast += self._alpha_fast * (price - st.ema_fast)
         st.ema_slow += self._alpha_slow * (price - st.ema_slow)
-        st.price_moments.push(st.prices, price)
-        st.return_moments.push(st.log_returns, math.log(price / prev))
+        prices = st.prices
+        mean, ss = st.price_moments.push_centred(prices, price)
+        log_returns = st.log_returns
+        ret_ss = st.return_moments.push_centred(log_returns, math.log(price / prev))[1]
 
-        if day != st.session_day:
-            st.session_day = day
-            st.session_pv = 0.0
-            st.session_qty = 0
-            st.session_volume = 0
-        if tick.volume > 0 and st.session_volume > 0 and tick.volume >= st.session_volume:
-            traded = tick.volume - st.session_volume
+        if ts >= st.session_end:
+            st.start_session(ist_day(ts))
+        session_volume = st.session_volume
+        if volume > 0 and session_volume > 0 and volume >= session_volume:
+            traded = volume - session_volume
         else:
-            traded = tick.quantity
-        if tick.volume > 0:
-            st.session_volume = tick.volume
+            traded = quantity
+        if volume > 0:
+            st.session_volume = volume
         st.session_pv += price * traded
         st.session_qty += traded
         vwap = st.session_pv / st.session_qty if st.session_qty > 0 else price
 
-        mean, ss = st.price_moments.centred(st.prices)
-        std = math.sqrt(ss / len(st.prices))
+        std = math.sqrt(ss / len(prices))
         if std <= _ZERO_STD_RTOL * abs(mean):
             std = 0.0
             zscore = 0.0
         else:
             zscore = (price - mean) / std
-        returns = len(st.log_returns)
-        if returns < 2:
-            volatility = 0.0
-        else:
-            volatility = math.sqrt(st.return_moments.centred(st.log_returns)[1]
-                                   / (returns - 1)) * self._vol_scale
+        returns = len(log_returns)
+        volatility = 0.0 if returns < 2 else math.sqrt(ret_ss / (returns - 1)) * self._vol_scale
 
         return Features(
             event_id=_features_id(tick.event_id),
-            exchange_ts=tick.exchange_ts,
+            exchange_ts=ts,
             ingest_ts=self._clock(),
             symbol=tick.symbol,
             price=price,
@@ -366,6 +368,28 @@ class FeatureCalculator:
             zscore=zscore,
             vwap=vwap,
             volatility=volatility,
+        )
+
+    def _seed(self, tick: Tick) -> _Rolling:
+        """The state of a symbol's first tick."""
+        price = tick.price
+        traded = tick.quantity
+        return _Rolling(
+            _SymbolState(
+                count=1,
+                last_price=price,
+                last_ts=tick.exchange_ts,
+                ema_fast=price,
+                ema_slow=price,
+                prices=[price],
+                log_returns=[],
+                session_day=ist_day(tick.exchange_ts),
+                session_pv=price * traded,
+                session_qty=traded,
+                session_volume=tick.volume,
+                recent_ids=[tick.event_id],
+            ),
+            self.config,
         )
 
     def export(self, symbol: str) -> bytes | None:

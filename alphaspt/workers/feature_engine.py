@@ -3,10 +3,11 @@
 Co-partitioned: the state of the symbols of ticks partition *p* lives in partition *p* of
 the changelog (one key per symbol), so N replicas split the partitions through the
 consumer group and a rebalance hands each partition's state to its new owner. A
-redelivered tick is dropped by its symbol's state (recent ids and the last timestamp).
+redelivered tick is dropped by its symbol's state (the last timestamp and the ids seen
+at it).
 
 Bounds: one key per symbol; each holds the rolling windows (``window``, ``vol_window``
-prices) and the last 64 tick ids.
+prices) and at most 64 tick ids (those of its newest timestamp).
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ class FeatureEngine(StreamProcessor):
 
     def process(self, topic: str, event: Event) -> Iterable[Output]:
         assert isinstance(event, Tick)
-        features = self._calculator(self.task).update(event)  # InvalidTick → dead letter
+        calc = self.calculators.get(self.task) or self._calculator(self.task)
+        features = calc.update(event)  # InvalidTick → dead letter
         self.touch(event.symbol)
-        if features is not None:
-            yield Output(Topics.FEATURES, features.symbol, features)
+        return () if features is None else (Output(Topics.FEATURES, features.symbol, features),)
 
     def state_value(self, task: int, key: str) -> bytes | None:
         return self._calculator(task).export(key)

@@ -207,7 +207,11 @@ class StreamProcessor(ABC):
 
     def touch(self, key: str, task: int | None = None) -> None:
         """Mark ``key`` (of the current task) changed: the next checkpoint writes it."""
-        self._touched.setdefault(self.task if task is None else task, set()).add(key)
+        task = self.task if task is None else task
+        keys = self._touched.get(task)
+        if keys is None:
+            keys = self._touched[task] = set()
+        keys.add(key)
 
     @property
     def owns_state(self) -> bool:
@@ -313,8 +317,7 @@ class StreamProcessor(ABC):
         try:
             if messages:
                 self._processed_metric.inc(len(messages))
-            for msg in messages:
-                self._handle_message(msg)
+            self._handle_batch(messages)
             if started - self._last_idle >= self.config.idle_interval:
                 self._last_idle = started
                 self.task = 0
@@ -725,35 +728,50 @@ class StreamProcessor(ABC):
 
     # -- per message -------------------------------------------------------------------
 
-    def _handle_message(self, msg: Message) -> None:
-        err = msg.error()
-        if err is not None:
-            if err.code() == KafkaError._PARTITION_EOF:
-                return
-            raise KafkaException(err)
-        topic = msg.topic() or ""
-        partition = msg.partition() or 0
-        self.task = self.task_of(partition)
-        self.current_partition = partition
-        self.current_topic = topic
-        self.current_offset = msg.offset() or 0
-        self._positions[(topic, partition)] = (msg.offset() or 0) + 1
-        self.processed += 1
-        try:
-            event = self.inputs[topic].decode(msg.value())
-        except DecodeError as exc:
-            self._dead_letter(msg, f"undecodable: {exc}")
-            return
-        try:
-            outputs = list(self.process(topic, event))
-        except StateTooLarge:
-            raise
-        except Exception as exc:  # a bad event must not stop the stage
-            log.exception("%s: processing %s failed", self.stage, event.event_id)
-            self._dead_letter(msg, f"unprocessable: {type(exc).__name__}: {exc}")
-            return
-        for out in outputs:
-            self._emit(out)
+    def _handle_batch(self, messages: list[Message]) -> None:
+        """Decode, process and queue the outputs of one poll's messages, in order.
+
+        The per-message work of every stage, written as one loop with the lookups hoisted
+        out of it (measured in ``bench/``: a method call per message and per output was a
+        fifth of the feature engine's time). ``process`` may return any iterable; it is
+        materialised before anything is queued, so an input whose processing raises
+        half-way sends nothing and goes to the dead-letter topic whole."""
+        codecs = self.inputs
+        positions = self._positions
+        pending = self._pending
+        copartitioned = self.copartitioned
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(err)
+            topic: str = msg.topic()  # type: ignore[assignment]  # set on every message
+            partition: int = msg.partition()  # type: ignore[assignment]
+            offset: int = msg.offset()  # type: ignore[assignment]
+            self.task = partition if copartitioned else 0
+            self.current_partition = partition
+            self.current_topic = topic
+            self.current_offset = offset
+            positions[(topic, partition)] = offset + 1
+            self.processed += 1
+            try:
+                event = codecs[topic].decode(msg.value())
+            except DecodeError as exc:
+                self._dead_letter(msg, f"undecodable: {exc}")
+                continue
+            try:
+                outputs = self.process(topic, event)
+                if type(outputs) is not tuple:
+                    outputs = tuple(outputs)
+            except StateTooLarge:
+                raise
+            except Exception as exc:  # a bad event must not stop the stage
+                log.exception("%s: processing %s failed", self.stage, event.event_id)
+                self._dead_letter(msg, f"unprocessable: {type(exc).__name__}: {exc}")
+                continue
+            for out in outputs:
+                pending.append((out.topic, out.key, encode(out.event)))
 
     def _emit(self, out: Output) -> None:
         self._pending.append((out.topic, out.key, encode(out.event)))

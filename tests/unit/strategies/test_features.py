@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from alphaspt.core.events import Features, stable_id
 from alphaspt.strategies.features import FeatureCalculator, FeatureConfig, InvalidTick, ist_day
-from tests.unit.strategies.conftest import T0, fixed_clock, make_tick
+from tests.unit.strategies.conftest import SECOND, T0, fixed_clock, make_tick
 
 SMALL = FeatureConfig(ema_fast_span=3, ema_slow_span=7, window=3, vol_window=3)
 """alpha_fast = 2/4 = 0.5, alpha_slow = 2/8 = 0.25."""
@@ -144,6 +144,37 @@ def test_duplicate_and_stale_ticks_change_nothing() -> None:
     assert dirty.update(make_tick(10.0, 0)) is None  # redelivered first tick
     assert dirty.update(make_tick(50.0, 99, ts=T0)) is None  # older than the newest
     assert dirty.update(make_tick(13.0, 3)) == clean.update(make_tick(13.0, 3))
+
+
+def test_ticks_sharing_a_timestamp_each_count_and_their_redeliveries_do_not() -> None:
+    calc = FeatureCalculator(SMALL, clock=fixed_clock)
+    calc.update(make_tick(10.0, 0))
+    same = T0 + 5 * SECOND
+    first = calc.update(make_tick(11.0, 1, ts=same))
+    second = calc.update(make_tick(12.0, 2, ts=same))  # another trade in the same instant
+    assert first is not None and second is not None and second.count == 3
+    assert calc.update(make_tick(11.0, 1, ts=same)) is None  # redelivered, same instant
+    assert calc.update(make_tick(12.0, 2, ts=same)) is None
+    after = calc.update(make_tick(13.0, 3, ts=same + SECOND))
+    assert after is not None and after.count == 4
+    assert calc.update(make_tick(12.0, 2, ts=same)) is None  # now stale as well
+
+
+def test_a_restored_state_still_drops_the_redeliveries_of_its_newest_instant() -> None:
+    calc = FeatureCalculator(SMALL, clock=fixed_clock)
+    same = T0 + SECOND
+    for i in range(3):
+        calc.update(make_tick(10.0 + i, i, ts=same))
+    data = calc.export("RELIANCE")
+    assert data is not None
+    # the ids remembered are those of the newest timestamp, not a growing history
+    assert json.loads(data)["recent_ids"] == ["RELIANCE-t0", "RELIANCE-t1", "RELIANCE-t2"]
+    restored = FeatureCalculator(SMALL, clock=fixed_clock)
+    restored.load("RELIANCE", data)
+    assert restored.update(make_tick(11.0, 1, ts=same)) is None
+    later = restored.update(make_tick(14.0, 4, ts=same + SECOND))
+    assert later is not None
+    assert json.loads(restored.export("RELIANCE") or b"{}")["recent_ids"] == ["RELIANCE-t4"]
 
 
 def test_symbols_are_independent() -> None:
