@@ -33,6 +33,7 @@ from bench.harness import (
     ROOT,
     Figure,
     cores,
+    elsewhere,
     git_commit,
     interleave,
     load,
@@ -191,6 +192,12 @@ def latency(broker: str, seconds: float) -> list[Figure]:
                     f"broker round trip {label}", quantile(probe, q),
                     goal="<= 3" if label == "p99" and key == "order_ms" and rate == 1000
                     else None, note=f"{len(values)} samples"))
+        for hop in lat.HOPS:
+            values = result["hops_ms"][hop]
+            if values:
+                figures.append(Figure(
+                    f"hop {hop} p99 @{rate}/s", quantile(values, 0.99), "ms",
+                    note=f"p50 {quantile(values, 0.5):.0f} ms, {len(values)} orders traced"))
     plot_latency(runs)
     return figures
 
@@ -294,13 +301,15 @@ def main() -> None:
     load_before = load()
     state = Path(tempfile.mkdtemp(prefix="alphaspt-bench-"))
     print(f"starting {args.broker}, PostgreSQL and Redis")
-    bootstrap, stop_broker = start_broker(args.broker)
+    with elsewhere(core):
+        bootstrap, stop_broker = start_broker(args.broker)
     pg = EmbeddedPostgres(state / "pg")
     rd = EmbeddedRedis(state / "redis")
     figures: list[Figure] = []
     try:
-        pg.start()
-        rd.start()
+        with elsewhere(core):
+            pg.start()
+            rd.start()
         inputs = prepared(bootstrap, pg.url, n)
         for section, measure in (
                 ("throughput",

@@ -12,6 +12,10 @@ the same process:
 - **tick → portfolio in Redis**: the portfolio manager's publication of that order on
   the Redis updates channel (it is written to Redis in the same MULTI/EXEC) minus the same
   tick time;
+- **per hop** (where the time goes): for every order, the arrival at the same consumer of
+  its tick's features (feature engine, from the tick's ``ingest_ts``), of its signal
+  (strategy runner, from the features' arrival), of the risk manager's approval and of the
+  order itself (trading engine), each from the arrival before it;
 - **broker round trip** (the side probe): a message produced every ``PROBE_EVERY`` s to
   ``bench.probe`` and consumed by the same kind of consumer, arrival minus send time.
 
@@ -28,6 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import redis
 from confluent_kafka import Consumer, Producer
 
@@ -35,10 +40,26 @@ from alphaspt.core.config import KafkaConfig
 from alphaspt.core.events import Codec, Order, Tick, Topics
 from alphaspt.core.streaming import TopicSpec, admin_client, ensure_topics
 
+
+class _Approval(msgspec.Struct):
+    event_id: str
+
+
 PROBE = "bench.probe"
 PROBE_EVERY = 0.02
 """Seconds between probe messages. Every 5 ms, the probe alone (one produce request each)
 took an idle embedded broker from 5 % to 45 % of a core and slowed what it measures."""
+
+
+HOPS = ("feature-engine", "strategy-runner", "risk-manager", "trading-engine")
+
+
+class _Keyed(msgspec.Struct):
+    """What the observer reads of features and signals (the rest is skipped, not parsed)."""
+
+    symbol: str
+    exchange_ts: int
+    event_id: str
 
 
 class Observer:
@@ -52,6 +73,11 @@ class Observer:
         self.order_latency: list[float] = []
         self.redis_latency: list[float] = []
         self.probe_latency: list[float] = []
+        self.arrivals: dict[tuple[str, int], int] = {}
+        """(symbol, exchange_ts) of a tick → when its features arrived."""
+        self.signal_arrivals: dict[str, tuple[tuple[str, int], int]] = {}
+        self.approval_arrivals: dict[str, int] = {}
+        self.hops: dict[str, list[float]] = {hop: [] for hop in HOPS}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -72,8 +98,11 @@ class Observer:
                              "group.id": f"bench-latency-{uuid.uuid4().hex[:8]}",
                              "auto.offset.reset": "latest", "enable.auto.commit": False,
                              "fetch.wait.max.ms": 5, "isolation.level": "read_uncommitted"})
-        consumer.subscribe([Topics.TICKS, Topics.ORDERS_SUBMITTED, PROBE])
+        consumer.subscribe([Topics.TICKS, Topics.ORDERS_SUBMITTED, PROBE, Topics.FEATURES,
+                            Topics.SIGNALS_GENERATED, Topics.SIGNALS_VALIDATED])
         ticks, orders = Codec(Tick), Codec(Order)
+        keyed = msgspec.json.Decoder(_Keyed)
+        approval = msgspec.json.Decoder(_Approval)
         try:
             while not self._stop.is_set():
                 for msg in consumer.consume(500, 0.05):
@@ -86,6 +115,14 @@ class Observer:
                     elif topic == Topics.TICKS:
                         tick = ticks.decode(msg.value())
                         self.tick_times[(tick.symbol, tick.exchange_ts)] = tick.ingest_ts
+                    elif topic == Topics.FEATURES:
+                        f = keyed.decode(msg.value() or b"")
+                        self.arrivals[(f.symbol, f.exchange_ts)] = now
+                    elif topic == Topics.SIGNALS_GENERATED:
+                        sig = keyed.decode(msg.value() or b"")
+                        self.signal_arrivals[sig.event_id] = ((sig.symbol, sig.exchange_ts), now)
+                    elif topic == Topics.SIGNALS_VALIDATED:
+                        self.approval_arrivals[approval.decode(msg.value() or b"").event_id] = now
                     else:
                         order = orders.decode(msg.value())
                         key = (order.symbol, order.exchange_ts)
@@ -93,8 +130,20 @@ class Observer:
                         sent = self.tick_times.get(key)
                         if sent is not None:
                             self.order_latency.append((now - sent) / 1e6)
+                            self._hops(sent, order.signal_id, now)
         finally:
             consumer.close()
+
+    def _hops(self, tick_sent: int, signal_id: str, order_seen: int) -> None:
+        signal = self.signal_arrivals.get(signal_id)
+        approved = self.approval_arrivals.get(signal_id)
+        features = self.arrivals.get(signal[0]) if signal else None
+        if signal is None or approved is None or features is None:
+            return
+        for hop, (start, end) in zip(HOPS, ((tick_sent, features), (features, signal[1]),
+                                            (signal[1], approved), (approved, order_seen)),
+                                     strict=True):
+            self.hops[hop].append((end - start) / 1e6)
 
     def _probe(self) -> None:
         producer = Producer({**self.kafka.client_config(), "linger.ms": 0, "acks": "all"})
@@ -159,4 +208,4 @@ def run(rate: int, seconds: float, broker: str) -> dict[str, Any]:
     return {"rate": rate, "ticks_seen": len(observer.tick_times),
             "orders": len(observer.order_latency), "redis": len(observer.redis_latency),
             "order_ms": observer.order_latency, "redis_ms": observer.redis_latency,
-            "probe_ms": observer.probe_latency}
+            "probe_ms": observer.probe_latency, "hops_ms": observer.hops}

@@ -32,6 +32,7 @@ when it has seen all ``n``; anything else it consumed meanwhile counts as proces
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import sys
@@ -230,6 +231,7 @@ def stage(kafka: KafkaConfig, name: str, window: Window, postgres: str, redis: s
 
     processor.process = process  # type: ignore[method-assign]
     processor._shutdown = timed_shutdown  # type: ignore[method-assign]
+    gc.freeze()  # as alphaspt.workers.registry.run_stage does
     processor.run(max_seconds=600)
     print(json.dumps(result))
 
