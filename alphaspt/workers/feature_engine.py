@@ -38,8 +38,7 @@ class FeatureEngine(StreamProcessor):
 
     def process(self, topic: str, event: Event) -> Iterable[Output]:
         assert isinstance(event, Tick)
-        calc = self.calculators.get(self.task) or self._calculator(self.task)
-        features = calc.update(event)  # InvalidTick → dead letter
+        features = self._calculator(self.task).update(event)  # InvalidTick → dead letter
         self.touch(event.symbol)
         return () if features is None else (Output(Topics.FEATURES, features.symbol, features),)
 

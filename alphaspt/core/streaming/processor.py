@@ -321,8 +321,7 @@ class StreamProcessor(ABC):
             if started - self._last_idle >= self.config.idle_interval:
                 self._last_idle = started
                 self.task = 0
-                for out in self.on_idle():
-                    self._emit(out)
+                self._emit(self.on_idle())
                 self._update_lag()
             self._send()
         except KafkaException as exc:
@@ -738,7 +737,6 @@ class StreamProcessor(ABC):
         half-way sends nothing and goes to the dead-letter topic whole."""
         codecs = self.inputs
         positions = self._positions
-        pending = self._pending
         copartitioned = self.copartitioned
         for msg in messages:
             err = msg.error()
@@ -770,11 +768,11 @@ class StreamProcessor(ABC):
                 log.exception("%s: processing %s failed", self.stage, event.event_id)
                 self._dead_letter(msg, f"unprocessable: {type(exc).__name__}: {exc}")
                 continue
-            for out in outputs:
-                pending.append((out.topic, out.key, encode(out.event)))
+            self._emit(outputs)
 
-    def _emit(self, out: Output) -> None:
-        self._pending.append((out.topic, out.key, encode(out.event)))
+    def _emit(self, outputs: Iterable[Output]) -> None:
+        """Queue outputs for :meth:`_send` (one call per input, not per output)."""
+        self._pending.extend([(out.topic, out.key, encode(out.event)) for out in outputs])
 
     def _send(self) -> None:
         """Produce the batch's outputs back to back (in order), so that the client batches
