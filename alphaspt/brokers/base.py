@@ -18,7 +18,7 @@ from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 
-from alphaspt.core.events import Fill, Order, OrderRejected, Tick
+from alphaspt.core.events import CANCELLED_PREFIX, Fill, Order, OrderRejected, Tick, stable_id
 from alphaspt.exceptions import AlphasptError, TemporaryFailure
 
 CLIENT_ORDER_ID_PREFIX: Final = "AP"
@@ -37,6 +37,17 @@ def client_order_id(signal_id: str) -> str:
         raise ValueError("signal id must not be empty")
     digest = hashlib.blake2b(signal_id.encode(), digest_size=9, person=b"alphaspt-coid")
     return CLIENT_ORDER_ID_PREFIX + digest.hexdigest()
+
+
+def cancellation(order: Order, unfilled: int, why: str, ingest_ts: int) -> OrderRejected:
+    """The ``orders.rejected`` event of a working order cancelled for ``why`` (kill switch,
+    flatten, square-off, a day order expired): ``unfilled`` of it will never fill. Its id
+    is the order's, once: an order is cancelled at most once."""
+    return OrderRejected(
+        event_id=stable_id("cancel", order.client_order_id), exchange_ts=order.exchange_ts,
+        ingest_ts=ingest_ts, client_order_id=order.client_order_id,
+        signal_id=order.signal_id, strategy=order.strategy, symbol=order.symbol,
+        reason=CANCELLED_PREFIX + why, side=order.side, quantity=unfilled)
 
 
 def is_client_order_id(tag: str | None) -> bool:

@@ -13,6 +13,14 @@ Matching rules
 - The tick grid is each instrument's (the instruments file's ``tick_size``: ₹0.01 for a
   stock under ₹250, ₹0.05 above, the contract's for F&O); ``PaperConfig.tick_size`` for
   symbols the file does not list.
+- Day orders: an order can only fill on a tick of its own IST day. The first tick of its
+  symbol on a later day finds it expired (NSE cancels day orders unfilled at the close):
+  it is cancelled with :data:`EXPIRED`, and the trading engine publishes that like any
+  cancellation, so the risk manager, which drops what is pending at the day roll, is never
+  overtaken by an old order filling. Orders whose symbol does not tick again expire at the
+  roll after next (:meth:`PaperBroker.expire`), so no open order outlives two days.
+  Square-offs are the exception: the risk manager's closing MARKET orders never expire
+  (an MIS position is never carried), they fill on their symbol's next tick, as before.
 - An order fills completely in one execution; ``trade_id = stable_id("paper",
   client_order_id, seq)`` with ``seq`` counting the order's executions from 1.
 - Charges come from :class:`~alphaspt.portfolio.charges.ContractNotes`: per order
@@ -41,8 +49,14 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
-from alphaspt.brokers.base import BrokerOrder, BrokerOrderStatus, OrderAck, is_valid_tag
-from alphaspt.core.clock import ist_day
+from alphaspt.brokers.base import (
+    BrokerOrder,
+    BrokerOrderStatus,
+    OrderAck,
+    cancellation,
+    is_valid_tag,
+)
+from alphaspt.core.clock import ist_day, ist_day_start
 from alphaspt.core.events import (
     Fill,
     Order,
@@ -62,8 +76,11 @@ from alphaspt.portfolio.charges import (
     to_decimal,
     turnover_of,
 )
+from alphaspt.risk.squareoff import is_square_off
 
 STATE_VERSION = 1
+EXPIRED = "day order expired unfilled at the close"
+"""Why an order of an earlier IST day was cancelled (``cancelled: `` + this)."""
 
 
 class PaperConfig(BaseModel):
@@ -211,14 +228,20 @@ class PaperBroker:
         if not ids:
             return []
         price = to_decimal(tick.price)
+        day_start = ist_day_start(ist_day(tick.exchange_ts))
         out: list[Fill | OrderRejected] = []
         still_open: list[str] = []
         for cid in ids:
             po = self._orders[cid]
+            if only is not None and only != cid:
+                still_open.append(cid)
+                continue
+            if po.order.exchange_ts < day_start and not is_square_off(po.order.signal_id):
+                out.append(self._expire(po))
+                continue
             fill_price = (
                 self._execution_price(po.order, price)
-                if tick.exchange_ts > po.order.exchange_ts and (only is None or only == cid)
-                else None
+                if tick.exchange_ts > po.order.exchange_ts else None
             )
             if fill_price is None:
                 still_open.append(cid)
@@ -229,6 +252,31 @@ class PaperBroker:
         else:
             del self._open[tick.symbol]
         return out
+
+    def expire(self, before_ts: int) -> list[OrderRejected]:
+        """Expire every open order placed before ``before_ts`` (the trading engine passes
+        the start of the day before the new one), whatever its symbol's ticks."""
+        out: list[OrderRejected] = []
+        for symbol in list(self._open):
+            keep = []
+            for cid in self._open[symbol]:
+                po = self._orders[cid]
+                if po.order.exchange_ts < before_ts and not is_square_off(po.order.signal_id):
+                    out.append(self._expire(po))
+                else:
+                    keep.append(cid)
+            if keep:
+                self._open[symbol] = keep
+            else:
+                del self._open[symbol]
+        return out
+
+    def _expire(self, po: _PaperOrder) -> OrderRejected:
+        """Cancel an open order of an earlier day (the caller takes it off ``_open``)."""
+        po.status = BrokerOrderStatus.CANCELLED
+        po.reason = EXPIRED
+        return cancellation(po.order, po.order.quantity - po.filled_quantity, EXPIRED,
+                            self._clock())
 
     # ---- matching -----------------------------------------------------------------
 

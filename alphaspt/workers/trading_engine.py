@@ -25,9 +25,13 @@ through the protocol (``export``/``load``; keys ``order/<id>`` paper, ``live/<id
 the live broker reconciles with its own order book before placing after a restore. Live
 fills come from the broker's order book, polled on ticks and when idle.
 
-Bounds: orders of the current IST day; ``last`` one key per symbol; the tick cache
-``cache_size`` ticks per symbol and a sparse index of offsets (8,192 per symbol), both
-memory only.
+Day orders: a paper order that has not filled on its IST day expires (an
+``orders.rejected`` cancellation, :data:`~alphaspt.brokers.paper.EXPIRED`) at its symbol's
+first tick of a later day, or at the roll after next; it never fills a day late.
+
+Bounds: orders of the current IST day (open ones of the day before until they expire);
+``last`` one key per symbol; the tick cache ``cache_size`` ticks per symbol and a sparse
+index of offsets (8,192 per symbol), both memory only.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 import msgspec
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from alphaspt.brokers.base import Broker, client_order_id
+from alphaspt.brokers.base import Broker, cancellation, client_order_id
 from alphaspt.brokers.paper import PaperBroker, PaperConfig
 from alphaspt.core.clock import ist_day, ist_day_start
 from alphaspt.core.config import KafkaConfig, Settings
@@ -251,8 +255,8 @@ class TradingEngine(ConfiguredStage):
             if offset is not None:
                 self.index[tick.symbol].append((tick.exchange_ts, offset - 1))
         recent.append(tick)
-        self._roll_day(tick.exchange_ts)
-        results = self.broker.on_tick(tick)
+        results: list[Fill | OrderRejected] = [*self._roll_day(tick.exchange_ts),
+                                               *self.broker.on_tick(tick)]
         for r in results:
             self.touch(f"order/{r.client_order_id}")
         outputs = [self._result(r) for r in results]
@@ -260,17 +264,22 @@ class TradingEngine(ConfiguredStage):
             outputs += self._live_results(self.live.on_tick(tick))
         return outputs
 
-    def _roll_day(self, ts: int) -> None:
+    def _roll_day(self, ts: int) -> list[OrderRejected]:
+        """A new IST day: forget yesterday's finished orders, and expire the paper orders
+        older than yesterday (a day order of yesterday expires at its symbol's next tick,
+        in :meth:`PaperBroker.on_tick`; these are of symbols that did not tick since)."""
         day = ist_day(ts)
         if day <= self.day:
-            return
+            return []
         self.day = day
         self.touch("meta")
+        expired = self.broker.expire(ist_day_start(day - 1))
         for cid in self.broker.forget_finished(ist_day_start(day)):
             self.touch(f"order/{cid}")
         if self.live is not None:
             for cid in self.live.forget_finished(ist_day_start(day)):
                 self.touch(f"live/{cid}")
+        return expired
 
     def _place(self, decision: RiskDecision) -> list[Output]:
         signal = decision.signal
@@ -364,19 +373,15 @@ class TradingEngine(ConfiguredStage):
                 continue
             if symbol is None and is_square_off(order.signal_id):
                 continue  # a closing order: the kill switch and FLATTEN let it work
-            reason = CANCELLED_PREFIX + why
-            cancelled = self.broker.cancel(order.client_order_id, reason)
+            cancelled = self.broker.cancel(order.client_order_id, CANCELLED_PREFIX + why)
             if cancelled is None:
                 continue
             self.touch(f"order/{order.client_order_id}")
+            unfilled = cancelled.order.quantity - cancelled.filled_quantity
             log.warning("cancelled %s %s %s x%d (%s)", order.strategy, order.side,
-                        order.symbol, cancelled.order.quantity - cancelled.filled_quantity, why)
-            outputs.append(Output(Topics.ORDERS_REJECTED, order.strategy, OrderRejected(
-                event_id=stable_id("cancel", order.client_order_id),
-                exchange_ts=order.exchange_ts, client_order_id=order.client_order_id,
-                signal_id=order.signal_id, strategy=order.strategy, symbol=order.symbol,
-                reason=reason, side=order.side,
-                quantity=cancelled.order.quantity - cancelled.filled_quantity)))
+                        order.symbol, unfilled, why)
+            outputs.append(Output(Topics.ORDERS_REJECTED, order.strategy,
+                                  cancellation(order, unfilled, why, now_ns())))
         return outputs
 
     def _square_off(self, decision: RiskDecision, coid: str, mode: Mode) -> list[Output]:

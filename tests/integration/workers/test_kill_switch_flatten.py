@@ -40,6 +40,7 @@ from alphaspt.workers.portfolio_manager import PortfolioManager
 from alphaspt.workers.risk_manager import RiskManager
 from alphaspt.workers.trading_engine import TradingEngine
 from tests.integration.workers.profiles import ALL_DAY
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -54,16 +55,6 @@ def events(settings: Settings, topic: str, strategy: str) -> list[object]:
         if owner == strategy:
             out.append(e)
     return out
-
-
-def until(what: str, check: Callable[[], object], timeout: float = 45.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Pipeline:

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from alphaspt.brokers.base import Broker, BrokerOrderStatus
-from alphaspt.brokers.paper import PaperBroker, PaperConfig
+from alphaspt.brokers.base import Broker, BrokerOrderStatus, cancellation
+from alphaspt.brokers.paper import EXPIRED, PaperBroker, PaperConfig
+from alphaspt.core.clock import ist_day_start
 from alphaspt.core.events import Fill, Order, OrderRejected, OrderType, Side, Tick, stable_id
 from alphaspt.market import Instruments, load_instruments
 from alphaspt.portfolio.charges import ChargeCalculator
 from alphaspt.portfolio.ledger import Portfolio
+from alphaspt.risk.squareoff import SquareOffReason, square_off_id
 
 OrderFactory = Callable[..., Order]  # fixtures in conftest.py
 TickFactory = Callable[..., Tick]
@@ -331,3 +333,82 @@ def test_refuse_books_the_order_as_rejected_once(make_order: OrderFactory) -> No
     again = broker.refuse(order, "nothing to close")
     assert again.duplicate and again.rejection == first.rejection
     assert broker.place(order).duplicate, "a refused client id is never placed later"
+
+
+# -- day orders: an order fills on its own IST day or expires ---------------------------------
+
+DAY = 20_200  # an IST day (days since 1970-01-01)
+AT_1529 = ist_day_start(DAY) + (15 * 3600 + 29 * 60) * 1_000_000_000
+NEXT_OPEN = ist_day_start(DAY + 1) + (9 * 3600 + 15 * 60) * 1_000_000_000
+
+
+def test_a_market_order_after_the_days_last_tick_expires_at_the_next_days_first_tick(
+    make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker()
+    order = make_order(BUY, 10, exchange_ts=AT_1529)
+    broker.place(order)
+    (expired,) = broker.on_tick(make_tick(1000.0, NEXT_OPEN))
+    assert isinstance(expired, OrderRejected)
+    assert expired.reason == "cancelled: " + EXPIRED
+    assert (expired.side, expired.quantity, expired.client_order_id) == (
+        BUY, 10, order.client_order_id)
+    assert expired == cancellation(order, 10, EXPIRED, expired.ingest_ts), "the one builder"
+    entry = broker.lookup(order.client_order_id)
+    assert entry is not None and entry.status is BrokerOrderStatus.CANCELLED
+    assert broker.on_tick(make_tick(1000.0, NEXT_OPEN + 1)) == [], "never fills later"
+    assert broker.open_orders() == []
+
+
+def test_a_working_limit_fills_on_its_day_but_not_on_the_next(
+    make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker()
+    same_day = make_order(BUY, 5, signal_id="s1", order_type=LIMIT, limit_price=990.0,
+                          exchange_ts=AT_1529)
+    overnight = make_order(BUY, 5, signal_id="s2", order_type=LIMIT, limit_price=980.0,
+                           exchange_ts=AT_1529)
+    broker.place(same_day)
+    broker.place(overnight)
+    fill = only_fill(broker.on_tick(make_tick(985.0, AT_1529 + 1)))  # crosses 990 only
+    assert fill.client_order_id == same_day.client_order_id
+    # The next morning's print crosses 980, but the day order is gone.
+    (expired,) = broker.on_tick(make_tick(970.0, NEXT_OPEN))
+    assert isinstance(expired, OrderRejected) and expired.reason.endswith(EXPIRED)
+
+
+def test_only_expires_just_that_order(make_order: OrderFactory, make_tick: TickFactory) -> None:
+    broker = PaperBroker()
+    a = make_order(BUY, 1, signal_id="a", exchange_ts=AT_1529)
+    b = make_order(BUY, 1, signal_id="b", exchange_ts=AT_1529)
+    broker.place(a)
+    broker.place(b)
+    (out,) = broker.on_tick(make_tick(1000.0, NEXT_OPEN), only=b.client_order_id)
+    assert out.client_order_id == b.client_order_id
+    assert [o.client_order_id for o in broker.open_orders()] == [a.client_order_id]
+
+
+def test_a_square_off_never_expires(make_order: OrderFactory, make_tick: TickFactory) -> None:
+    broker = PaperBroker()
+    close = make_order(SELL, 10, signal_id=square_off_id(
+        SquareOffReason.MIS_CUTOFF, DAY, "momo", "RELIANCE"), exchange_ts=AT_1529)
+    broker.place(close)
+    assert broker.expire(ist_day_start(DAY + 2)) == []
+    fill = only_fill(broker.on_tick(make_tick(1000.0, NEXT_OPEN)))
+    assert fill.client_order_id == close.client_order_id
+
+
+def test_expire_sweeps_orders_of_symbols_that_did_not_tick_and_keeps_newer_ones(
+    make_order: OrderFactory, make_tick: TickFactory
+) -> None:
+    broker = PaperBroker()
+    old = make_order(BUY, 3, signal_id="old", symbol="TCS", exchange_ts=AT_1529)
+    new = make_order(BUY, 3, signal_id="new", symbol="TCS", exchange_ts=NEXT_OPEN)
+    broker.place(old)
+    broker.place(new)
+    (expired,) = broker.expire(ist_day_start(DAY + 1))
+    assert expired.client_order_id == old.client_order_id and expired.quantity == 3
+    assert [o.client_order_id for o in broker.open_orders()] == [new.client_order_id]
+    assert broker.expire(ist_day_start(DAY + 1)) == [], "once"
+    restored = PaperBroker.restore(broker.snapshot())
+    assert [o.client_order_id for o in restored.open_orders()] == [new.client_order_id]
