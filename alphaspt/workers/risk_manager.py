@@ -23,6 +23,7 @@ times (one minute).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 
 from alphaspt.brokers.base import client_order_id
@@ -56,7 +57,7 @@ from alphaspt.risk.squareoff import (
     square_off_signal,
 )
 from alphaspt.workers.align import TickAlignment
-from alphaspt.workers.common import ConfigSource, ConfiguredStage
+from alphaspt.workers.common import ConfigSource, ConfiguredStage, PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class RiskManager(ConfiguredStage):
         self.cutoff_done: dict[str, int] = {}
         """RiskProfile → the last IST day its MIS positions were squared off at the cut-off
         (changelog ``cut/<profile>``; one key per profile)."""
+        self._cutoff_memo: tuple[int, PipelineConfig, float] | None = None
         self.last_tick_ts = 0
         """The latest tick time consumed (changelog ``cut/@ticks``): how far the market
         is, for signals that arrive after their day's cut-off and a FLATTEN in a replay."""
@@ -101,23 +103,14 @@ class RiskManager(ConfiguredStage):
                           instruments=self.instruments)
 
     def on_event(self, topic: str, event: Event) -> Iterable[Output]:
+        if type(event) is Tick:
+            return self._on_tick(event)
         state = self.engine.state
         day = state.day
         outputs: list[Output] = []
-        if isinstance(event, Tick | Fill | Signal) and ist_day(event.exchange_ts) > day:
-            state.roll_day(event.exchange_ts,
-                           trade_id_retention_days=self.engine_config.trade_id_retention_days)
-            if day:
-                outputs += self._carried(day, state.day)
-        if isinstance(event, Tick):
-            self.align.on_tick(event.exchange_ts)
-            self.engine.on_tick(event)
-            self.touch(f"px/{event.symbol}")
-            if event.exchange_ts > self.last_tick_ts:
-                self.last_tick_ts = event.exchange_ts
-                self.touch("cut/@ticks")
-            outputs += self._cutoff(event)
-        elif isinstance(event, Fill):
+        if isinstance(event, Fill | Signal) and ist_day(event.exchange_ts) > day:
+            outputs += self._roll_day(event.exchange_ts)
+        if isinstance(event, Fill):
             if self.engine.on_fill(event):
                 self.touch(f"trade/{event.trade_id}")
                 self.touch(f"book/{event.strategy}")
@@ -144,10 +137,41 @@ class RiskManager(ConfiguredStage):
             outputs.append(decided)
             self._touch_decision(event, oldest)
             outputs += self._behind_cutoff(event, decided)
-        if state.day != day:  # the IST day rolled: pending, trade ids, day-start equity
-            for key in self.live_keys() | state.state_keys():
-                self.touch(key)
+        if state.day != day:
+            self._touch_all()
         return outputs
+
+    def _on_tick(self, tick: Tick) -> list[Output]:
+        """The hot path (nearly everything this stage consumes is ticks): the price, the
+        day roll and the cut-off, each looked at only when it can apply."""
+        state = self.engine.state
+        day = state.day
+        ts = tick.exchange_ts
+        tick_day = ist_day(ts)
+        outputs = self._roll_day(ts) if tick_day > day else []
+        self.align.on_tick(ts)
+        self.engine.on_tick(tick)
+        self.touch(f"px/{tick.symbol}")
+        if ts > self.last_tick_ts:
+            self.last_tick_ts = ts
+            self.touch("cut/@ticks")
+        if tick_day == state.day and ts >= self._next_cutoff(tick_day):
+            outputs += self._cutoff(tick)
+        if state.day != day:
+            self._touch_all()
+        return outputs
+
+    def _roll_day(self, ts: int) -> list[Output]:
+        """A tick, fill or signal of a later IST day: roll the state over to it."""
+        state = self.engine.state
+        day = state.day
+        state.roll_day(ts, trade_id_retention_days=self.engine_config.trade_id_retention_days)
+        return self._carried(day, state.day) if day else []
+
+    def _touch_all(self) -> None:
+        """The IST day rolled: pending, trade ids, day-start equity all changed."""
+        for key in self.live_keys() | self.engine.state.state_keys():
+            self.touch(key)
 
     def _touch_decision(self, signal: Signal, evicted: str | None) -> None:
         state = self.engine.state
@@ -166,6 +190,18 @@ class RiskManager(ConfiguredStage):
         return sorted(name for name, rec in self.pipeline.strategies.items()
                       if rec.spec.product is Product.MIS
                       and (profile is None or rec.spec.risk_profile_ref == profile))
+
+    def _next_cutoff(self, day: int) -> float:
+        """The first cut-off instant on ``day`` of a profile not squared off for it yet
+        (``inf``: none), remembered per day and configuration until a profile is squared
+        off or the state restored, so a tick before it costs one comparison."""
+        memo = self._cutoff_memo
+        if memo is not None and memo[0] == day and memo[1] is self.pipeline:
+            return memo[2]
+        due = min((cutoff_ns(day, p.spec.mis_cutoff) for name, p in self.pipeline.profiles.items()
+                   if not self._squared_off(name, day)), default=math.inf)
+        self._cutoff_memo = (day, self.pipeline, due)
+        return due
 
     def _cutoff(self, tick: Tick) -> list[Output]:
         """The first tick at or after a profile's ``misCutoff`` on its IST day squares off
@@ -243,6 +279,7 @@ class RiskManager(ConfiguredStage):
 
     def _mark_squared_off(self, profile: str, day: int) -> None:
         self.cutoff_done[profile] = day
+        self._cutoff_memo = None
         self.touch(f"cut/{profile}")
 
     def _last_trading_day(self, day: int) -> int:
@@ -361,6 +398,7 @@ class RiskManager(ConfiguredStage):
         own = {k: v for k, v in items.items() if k.startswith("cut/")}
         self.last_tick_ts = int(own.pop("cut/@ticks", b"0"))
         self.cutoff_done = {k.removeprefix("cut/"): int(v) for k, v in own.items()}
+        self._cutoff_memo = None
         self.engine = self._engine(RiskState.from_items(
             {k: v for k, v in items.items() if not k.startswith("cut/")}))
 
@@ -368,4 +406,5 @@ class RiskManager(ConfiguredStage):
         self.align.reset()
         self.engine = self._engine(RiskState())
         self.cutoff_done = {}
+        self._cutoff_memo = None
         self.last_tick_ts = 0

@@ -3,7 +3,7 @@ the stages' ``process`` is a plain function of its inputs."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from alphaspt.core.clock import ist_day
@@ -299,3 +299,29 @@ def test_kill_switch_in_the_profile_spec_cancels_working_orders_on_config_change
     assert f.risk.engine.state.pending == {}, "the cancelled quantities are released"
     f.tick("SBIN", 90.0, T0 + 4 * NS)
     assert f.of(Topics.ORDERS_FILLED, Fill) == [], "a cancelled order never fills"
+
+
+def test_a_cutoff_moved_earlier_by_config_changed_applies_at_the_next_tick() -> None:
+    f = Flow()
+    f.tick("SBIN", 100.0, T0)
+    f.signal("a", "SBIN", Side.BUY, 10, T0 + NS)
+    f.tick("SBIN", 100.0, T0 + 2 * NS)
+    assert f.net("a", "SBIN") == 10
+    f.tick("SBIN", 100.0, T0 + 3 * NS)  # before 15:20: the next cut-off is remembered
+    source = f.risk.source
+    assert isinstance(source, Source)
+    record = source.config.profiles["p"]
+    earlier = record.spec.model_copy(update={"mis_cutoff": time(15, 10, 5)})
+    source.config = PipelineConfig(strategies=source.config.strategies, profiles={
+        "p": RiskProfileRecord(record.namespace, record.name, earlier, 2, "h2", False)})
+    f.send(Topics.CONTROL, Control(event_id="cc", exchange_ts=T0 + 4 * NS,
+                                   command=Command.CONFIG_CHANGED))
+    f.tick("SBIN", 100.0, T0 + 6 * NS)  # 15:10:06, past the new cut-off
+    squares = [o for o in f.of(Topics.ORDERS_SUBMITTED, Order) if is_square_off(o.signal_id)]
+    assert [(o.side, o.quantity, o.exchange_ts) for o in squares] == [
+        (Side.SELL, 10, cutoff_ns(DAY, time(15, 10, 5)))]
+    f.tick("SBIN", 100.0, T0 + 7 * NS)
+    assert f.net("a", "SBIN") == 0
+    f.tick("SBIN", 100.0, CUT + NS)  # the old 15:20 cut-off: nothing more to do
+    assert len([o for o in f.of(Topics.ORDERS_SUBMITTED, Order)
+                if is_square_off(o.signal_id)]) == 1
