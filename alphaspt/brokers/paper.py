@@ -58,6 +58,7 @@ from alphaspt.brokers.base import (
 )
 from alphaspt.core.clock import ist_day, ist_day_start
 from alphaspt.core.events import (
+    CANCELLED_PREFIX,
     Fill,
     Order,
     OrderRejected,
@@ -126,6 +127,12 @@ class _PaperState(msgspec.Struct, kw_only=True):
 
 _ORDER_ENCODER = msgspec.json.Encoder()
 _ORDER_DECODER = msgspec.json.Decoder(_PaperOrder)
+
+
+def _expires(po: _PaperOrder, before_ts: int) -> bool:
+    """An open order placed before ``before_ts`` (a later day's start) expires, unless it
+    is a square-off."""
+    return po.order.exchange_ts < before_ts and not is_square_off(po.order.signal_id)
 
 
 class PaperBroker:
@@ -236,7 +243,7 @@ class PaperBroker:
             if only is not None and only != cid:
                 still_open.append(cid)
                 continue
-            if po.order.exchange_ts < day_start and not is_square_off(po.order.signal_id):
+            if _expires(po, day_start):
                 out.append(self._expire(po))
                 continue
             fill_price = (
@@ -261,7 +268,7 @@ class PaperBroker:
             keep = []
             for cid in self._open[symbol]:
                 po = self._orders[cid]
-                if po.order.exchange_ts < before_ts and not is_square_off(po.order.signal_id):
+                if _expires(po, before_ts):
                     out.append(self._expire(po))
                 else:
                     keep.append(cid)
@@ -274,7 +281,7 @@ class PaperBroker:
     def _expire(self, po: _PaperOrder) -> OrderRejected:
         """Cancel an open order of an earlier day (the caller takes it off ``_open``)."""
         po.status = BrokerOrderStatus.CANCELLED
-        po.reason = EXPIRED
+        po.reason = CANCELLED_PREFIX + EXPIRED  # as cancel() books the engine's cancellations
         return cancellation(po.order, po.order.quantity - po.filled_quantity, EXPIRED,
                             self._clock())
 

@@ -45,8 +45,7 @@ class TickAlignment:
     def on_tick(self, ts: int) -> None:
         if ts > self.tick_ts:
             self.tick_ts = ts
-        if self.paused or self.tick_ts - self.lead_ts > self.ahead_ns:
-            self._check()
+        self._check()
 
     def on_lead(self, ts: int) -> None:
         self.lead_ts = max(self.lead_ts, ts)

@@ -52,6 +52,13 @@ class Source:
     def load(self) -> PipelineConfig:
         return self.config
 
+    def change_profile(self, **update: object) -> None:
+        """Profile ``p`` with ``update`` applied (a new generation), as after an apply."""
+        record = self.config.profiles["p"]
+        self.config = PipelineConfig(strategies=self.config.strategies, profiles={
+            "p": RiskProfileRecord(record.namespace, record.name,
+                                   record.spec.model_copy(update=update), 2, "h2", False)})
+
 
 class Flow:
     """Both stages wired by hand: every output goes to the stages that consume its topic."""
@@ -285,11 +292,7 @@ def test_kill_switch_in_the_profile_spec_cancels_working_orders_on_config_change
     assert f.of(Topics.ORDERS_REJECTED, OrderRejected) == []
     source = f.engine.source
     assert isinstance(source, Source)
-    record = source.config.profiles["p"]
-    killed = RiskProfileRecord(record.namespace, record.name,
-                               record.spec.model_copy(update={"kill_switch": True}), 2, "h2",
-                               False)
-    source.config = PipelineConfig(strategies=source.config.strategies, profiles={"p": killed})
+    source.change_profile(kill_switch=True)
     changed = Control(event_id="cc", exchange_ts=T0 + 3 * NS, command=Command.CONFIG_CHANGED)
     f.send(Topics.CONTROL, changed)
     f.send(Topics.CONTROL, changed)  # again: nothing more
@@ -310,10 +313,7 @@ def test_a_cutoff_moved_earlier_by_config_changed_applies_at_the_next_tick() -> 
     f.tick("SBIN", 100.0, T0 + 3 * NS)  # before 15:20: the next cut-off is remembered
     source = f.risk.source
     assert isinstance(source, Source)
-    record = source.config.profiles["p"]
-    earlier = record.spec.model_copy(update={"mis_cutoff": time(15, 10, 5)})
-    source.config = PipelineConfig(strategies=source.config.strategies, profiles={
-        "p": RiskProfileRecord(record.namespace, record.name, earlier, 2, "h2", False)})
+    source.change_profile(mis_cutoff=time(15, 10, 5))
     f.send(Topics.CONTROL, Control(event_id="cc", exchange_ts=T0 + 4 * NS,
                                    command=Command.CONFIG_CHANGED))
     f.tick("SBIN", 100.0, T0 + 6 * NS)  # 15:10:06, past the new cut-off
