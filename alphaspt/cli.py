@@ -246,7 +246,7 @@ def _kite_sim(args: argparse.Namespace, settings: Settings) -> int:
     import os
     import secrets
     import signal
-    import threading
+    import time
 
     from alphaspt.kite_sim import Book, SimServer, Simulator
 
@@ -262,9 +262,13 @@ def _kite_sim(args: argparse.Namespace, settings: Settings) -> int:
         with os.fdopen(fd, "w") as fh:
             fh.write(f"ALPHASPT_KITE__API_KEY={api_key}\nALPHASPT_KITE__API_SECRET={api_secret}\n")
         print(f"API key and secret (mode 0600): {creds}")
-    done = threading.Event()
+    # A flag polled by a sleeping main thread, not an untimed threading.Event.wait():
+    # when the kernel delivers the signal to one of the server's threads, a main thread
+    # blocked on a lock never runs the Python handler (seen: a kite-sim that ignored
+    # SIGTERM for 25 minutes in CI).
+    stop: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: done.set())
+        signal.signal(signum, lambda n, _frame: stop.append(n))
     symbols = tuple(s.strip() for s in args.symbols.split(",") if s.strip())
     sim = Simulator(Book(api_key, api_secret), redirect_url=args.redirect_url, symbols=symbols)
     with SimServer(sim, args.host, args.port) as server:
@@ -272,7 +276,8 @@ def _kite_sim(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ticker root  {server.ticker_root}   (ALPHASPT_KITE__TICKER_ROOT)")
         print(f"login URL    {server.api_root}/connect/login   (ALPHASPT_KITE__LOGIN_URL)",
               flush=True)
-        done.wait()
+        while not stop:
+            time.sleep(0.2)
     return 0
 
 
