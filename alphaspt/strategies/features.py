@@ -138,7 +138,8 @@ def _squared_deviations(values: deque[float]) -> tuple[float, float]:
 
 _CANCELLATION = 1e-4
 """When the running second moment loses more than four digits to cancellation
-(``n * var < 1e-4 * sum of squares``: a window that is flat, or far from its shift), the
+(``n * var < 1e-4 *`` the largest sum of squares since the last exact sum: a window that
+is flat, was wide and is now narrow, or is far from its shift), the
 window is summed again exactly, so a flat window has ``std == 0.0`` and every other one
 stays within about 1e-11 (relative) of the exact two-pass value."""
 
@@ -149,22 +150,26 @@ class _Moments:
     ``len(window)`` updates and whenever cancellation threatens, so the drift of the
     incremental updates stays bounded. The sums are a deterministic function of the
     window's history since the last exact recomputation, and they are kept in the
-    snapshot, so a restored calculator continues exactly like an uninterrupted one."""
+    snapshot, so a restored calculator continues exactly like an uninterrupted one.
 
-    __slots__ = ("k", "s1", "s2", "since")
+    ``hi`` is the largest ``s2`` since the last exact recomputation: the rounding left in
+    ``s2`` scales with it, not with the current ``s2`` (a window that was wide and is now
+    flat keeps a residue of about 1e-16 of its wide sum)."""
+
+    __slots__ = ("hi", "k", "s1", "s2", "since")
 
     def __init__(self, values: deque[float], saved: list[float] | None) -> None:
-        if saved is not None and len(saved) == 4:
-            self.k, self.s1, self.s2, since = saved
+        if saved is not None and len(saved) == 5:
+            self.k, self.s1, self.s2, self.hi, since = saved
             self.since = int(since)
-        else:
+        else:  # none, or saved before ``hi`` (four values): summed again
             self.exact(values)
 
     def exact(self, values: deque[float]) -> None:
         k = values[-1] if values else 0.0
         self.k = k
         self.s1 = math.fsum(v - k for v in values)
-        self.s2 = math.fsum((v - k) * (v - k) for v in values)
+        self.s2 = self.hi = math.fsum((v - k) * (v - k) for v in values)
         self.since = 0
 
     def push_centred(self, values: deque[float], x: float) -> tuple[float, float]:
@@ -185,13 +190,15 @@ class _Moments:
         n = len(values)
         if self.since >= n:
             self.exact(values)
+        elif self.s2 > self.hi:
+            self.hi = self.s2
         ss = self.s2 - self.s1 * self.s1 / n
-        if ss <= _CANCELLATION * self.s2:
+        if ss <= _CANCELLATION * self.hi:
             return _squared_deviations(values)
         return self.k + self.s1 / n, ss
 
     def saved(self) -> list[float]:
-        return [self.k, self.s1, self.s2, float(self.since)]
+        return [self.k, self.s1, self.s2, self.hi, float(self.since)]
 
 
 class _Rolling:

@@ -59,6 +59,15 @@ def test_zscore_is_zero_on_a_flat_window_despite_float_noise() -> None:
         assert f.zscore == 0.0
 
 
+def test_a_window_that_was_wide_and_is_now_flat_has_zero_std() -> None:
+    # The running sum of squares keeps a rounding residue of its wide past (about 1e-18
+    # here) once the window is flat: it must not show as a std of 3.5e-10.
+    out = feed(FeatureCalculator(FeatureConfig(window=7)), [1.0] * 4 + [1.05] * 12)
+    for i, f in enumerate(out[10:], start=10):
+        assert f is not None
+        assert (f.std, f.zscore) == (0.0, 0.0), (i, f.std)
+
+
 def test_realised_volatility_is_sample_std_of_log_returns() -> None:
     out = feed(FeatureCalculator(SMALL), [100.0, 110.0, 99.0, 99.0])
     assert out[1] is not None
