@@ -23,8 +23,20 @@ from typing import Any
 import pytest
 import yaml
 
+from alphaspt.brokers.paper import EXPIRED
 from alphaspt.core.config import KafkaConfig
-from alphaspt.core.events import Codec, Fill, Order, OrderRejected, RiskDecision, RiskReason, Topics
+from alphaspt.core.events import (
+    CANCELLED_PREFIX,
+    Codec,
+    Fill,
+    Order,
+    OrderRejected,
+    OrderType,
+    RiskDecision,
+    RiskReason,
+    Tick,
+    Topics,
+)
 from alphaspt.core.streaming.reader import read_to_end
 from alphaspt.market import load_instruments
 from alphaspt.market.calendar import ist_datetime
@@ -119,10 +131,13 @@ def test_calendar_cutoff_and_ticks_through_up(
 
     # 2. no risk-increasing order at or after 15:20: each one moves the strategy's
     # position + pending (all approvals so far; the broker refused none) towards flat.
-    # The broker refused nothing but square-offs with nothing left to close, and
-    # cancellations of working orders by a square-off.
+    # The broker refused nothing but square-offs with nothing left to close,
+    # cancellations of working orders by a square-off, and day orders that expired
+    # because no tick of their instrument followed them on their day.
+    expired = [r for r in broker_refused if r.reason == f"{CANCELLED_PREFIX}{EXPIRED}"]
     assert all(r.reason.startswith(("square-off", "cancelled: square-off"))
-               for r in broker_refused), [r.reason for r in broker_refused]
+               for r in broker_refused if r not in expired), [r.reason for r in broker_refused]
+    _assert_unfillable_on_their_day(kafka, expired, {o.client_order_id: o for o in orders})
     # In the risk manager's decision order (a strategy's decisions share a partition), not
     # by timestamp: a signal stamped at the cut-off tick's instant can be decided before
     # that tick reaches the risk manager, as a reduction of the open position, and the
@@ -165,7 +180,29 @@ def test_calendar_cutoff_and_ticks_through_up(
     squared = [o for o in orders if is_square_off(o.signal_id)]
     assert squared and all(ist_datetime(o.exchange_ts).date() == FRI for o in squared)
     print(f"orders {dict(days)}, after cutoff {after_cutoff}, refused at cutoff {len(cut)}, "
-          f"closed-day refusals {len(closed)}, fills {len(fills)}")
+          f"closed-day refusals {len(closed)}, fills {len(fills)}, expired {len(expired)}")
+
+
+def _assert_unfillable_on_their_day(kafka: KafkaConfig, expired: list[OrderRejected],
+                                    placed: dict[str, Order]) -> None:
+    """An expired paper day order had no tick of its instrument after it on its IST day
+    (a market order fills on the first one)."""
+    if not expired:
+        return
+    last: dict[tuple[str, date], int] = {}
+    codec = Codec(Tick)
+    for m in read_to_end(kafka, Topics.TICKS):
+        tick = codec.decode(m.value())
+        key = (tick.symbol, ist_datetime(tick.exchange_ts).date())
+        last[key] = max(last.get(key, 0), tick.exchange_ts)
+    for r in expired:
+        order = placed[r.client_order_id]
+        assert order.order_type is OrderType.MARKET, order
+        day_end = last[(order.symbol, ist_datetime(order.exchange_ts).date())]
+        assert day_end <= order.exchange_ts, (
+            f"{order.client_order_id} ({order.symbol} {order.side} x{order.quantity} at "
+            f"{ist_datetime(order.exchange_ts)}) expired, but its day had a tick after it "
+            f"at {ist_datetime(day_end)}")
 
 
 def _feed_log(tmp_path: Path) -> str:
