@@ -20,8 +20,10 @@ Accounting (per strategy, average-cost method, the one rule of
   (a tick, a fill or a decision, whichever comes first) the start-of-day equity is captured
   with the last prices then known (normally the previous close), so a carried position's
   overnight gap counts towards the new day.
-- Pending orders are dropped at the IST day roll-over (day orders expire at the close);
-  :meth:`RiskState.expire_pending` lets the worker drop orders whose outcome never came.
+- Pending orders of the day before stay pending over the IST day roll-over until their
+  fill or cancellation arrives (day orders expire at the close, and their outcome follows);
+  older ones are dropped at the roll. :meth:`RiskState.expire_pending` lets the worker
+  drop orders whose outcome never came.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import msgspec
 
 from alphaspt.core.accounting import average_cost, to_decimal
 from alphaspt.core.clock import ist_day as ist_day
+from alphaspt.core.clock import ist_day_start
 from alphaspt.core.events import Fill, RiskReason
 
 _NS: Final = 1_000_000_000
@@ -291,8 +294,13 @@ class RiskState(msgspec.Struct, kw_only=True):
         self.day_open_prices = dict(self.last_prices)
         self.day = day
         self.account_orders_today = 0
-        # NSE day orders expire at the close: nothing approved on an earlier day can fill.
-        self.pending.clear()
+        # NSE day orders expire at the close, but the outcome of one placed late in the
+        # day (its fill on its own day, or the broker's cancellation) can arrive after the
+        # next day's first event (a replay's ticks run ahead of the fills). Dropping it here
+        # would under-count exposure until then, so yesterday's stay pending until their
+        # outcome arrives; older ones cannot be open any more (the paper broker expires
+        # them by then, the exchange cancelled them).
+        self.expire_pending(ist_day_start(day - 1))
         oldest = day - trade_id_retention_days
         self.trade_ids = {t: d for t, d in self.trade_ids.items() if d > oldest}
         return True

@@ -16,7 +16,8 @@ De-duplication: a redelivered signal gets its remembered decision (``dec/<id>``)
 redelivered fill is known by its trade id (``trade/<id>``).
 
 Bounds: decisions ``decision_cache_size`` (2,000), trade ids ``trade_id_retention_days``
-(3 IST days of fills), pending orders (open orders only; cleared at the day roll), approval
+(3 IST days of fills), pending orders (open orders only; those
+approved before the previous IST day are dropped at the day roll), approval
 times (one minute).
 """
 
@@ -252,8 +253,8 @@ class RiskManager(ConfiguredStage):
 
         Only for a profile whose cut-off did not fire on the last trading day up to
         ``ended``, and once per profile and trading day. Where it did fire, its square-offs
-        may still be in flight (their fills behind the next day's first tick, which also
-        clears what was pending): the position is closing, not carried."""
+        may still be in flight (their fills behind the next day's first tick; they stay
+        pending until then): the position is closing, not carried."""
         last = self._last_trading_day(ended)
         refs = sorted({rec.spec.risk_profile_ref for rec in self.pipeline.strategies.values()
                        if rec.spec.product is Product.MIS})

@@ -7,7 +7,16 @@ import pytest
 from alphaspt.core.events import RiskReason, Side
 from alphaspt.risk import RiskEngine, RiskState
 from alphaspt.risk.state import Position, ist_day
-from tests.unit.risk.conftest import PROFILE, SECOND, T0, engine_with_prices, fill, limits, signal
+from tests.unit.risk.conftest import (
+    PROFILE,
+    SECOND,
+    T0,
+    engine_with_prices,
+    fill,
+    limits,
+    signal,
+    tick,
+)
 
 S = "momentum-demo"
 
@@ -88,16 +97,36 @@ def test_invalid_state_is_refused(data: bytes) -> None:
         RiskState.from_json(data)
 
 
-def test_pending_orders_expire_at_the_day_roll_or_on_request() -> None:
+DAY = 86_400 * SECOND
+
+
+def test_pending_orders_expire_the_day_after_their_own_or_on_request() -> None:
     engine = engine_with_prices(RELIANCE=100.0)
     for i in range(3):
         assert engine.evaluate(signal(quantity=10), PROFILE, limits(), T0 + i * SECOND).approved
     expired = engine.state.expire_pending(T0 + SECOND)
     assert [p.approved_ns for p in expired] == [T0]
     assert engine.state.pending_quantity(S, "RELIANCE") == 20
-    next_day = T0 + 86_400 * SECOND
-    assert engine.evaluate(signal(quantity=1), PROFILE, limits(), next_day).approved
+    # The next day's first event: yesterday's two are still out (their fill or the
+    # cancellation is on its way), so they still count.
+    assert engine.evaluate(signal(quantity=1), PROFILE, limits(), T0 + DAY).approved
+    assert engine.state.pending_quantity(S, "RELIANCE") == 21
+    engine.on_tick(tick("RELIANCE", 100.0, ts=T0 + 2 * DAY))  # nothing older can be open
     assert engine.state.pending_quantity(S, "RELIANCE") == 1
+
+
+def test_a_late_fill_of_yesterday_counts_once_across_the_day_roll() -> None:
+    # A replay's ticks reach the new day before the last order of the old one has filled:
+    # the exposure must not vanish in between, nor count twice after the fill.
+    engine = engine_with_prices(RELIANCE=100.0)
+    sig = signal(quantity=10)
+    assert engine.evaluate(sig, PROFILE, limits(), T0).approved
+    engine.on_tick(tick("RELIANCE", 100.0, ts=T0 + DAY))
+    assert engine.state.pending_quantity(S, "RELIANCE") == 10
+    coid = next(iter(engine.state.pending))
+    engine.on_fill(fill(Side.BUY, 10, 100.0, client_order_id=coid, ts=T0 + SECOND))
+    assert engine.state.position(S, "RELIANCE") == 10
+    assert engine.state.pending_quantity(S, "RELIANCE") == 0
 
 
 def test_state_round_trips_key_by_key() -> None:
