@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import platform
 import secrets
+import signal
 import stat
 import subprocess
 import sys
@@ -17,6 +20,7 @@ from kiteconnect import KiteConnect
 from alphaspt.local.process import free_port
 
 REPO = Path(__file__).resolve().parents[3]
+_SYS_TGKILL = {"x86_64": 234, "aarch64": 131}[platform.machine()]
 
 
 def test_daily_login_through_the_redirect_listener(tmp_path: Path) -> None:
@@ -66,3 +70,27 @@ def test_daily_login_through_the_redirect_listener(tmp_path: Path) -> None:
     finally:
         sim.terminate()
         sim.wait(30)
+
+
+def test_kite_sim_stops_on_a_sigterm_that_a_server_thread_receives(tmp_path: Path) -> None:
+    # A process-directed signal goes to any thread that does not block it; one taken by a
+    # server thread must still stop the simulator (it once waited forever on an Event).
+    # tgkill aims SIGTERM at a thread other than the main one, as the kernel may.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ALPHASPT_")},
+           "PYTHONPATH": str(REPO), "ALPHASPT_SETTINGS_FILE": "/nonexistent.toml",
+           "ALPHASPT_LOCAL__STATE_DIR": str(tmp_path / "state")}
+    sim = subprocess.Popen([sys.executable, "-m", "alphaspt", "kite-sim"], env=env, cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert sim.stdout is not None
+        while "login URL" not in sim.stdout.readline():  # serving
+            assert sim.poll() is None
+        threads = [int(t) for t in os.listdir(f"/proc/{sim.pid}/task") if int(t) != sim.pid]
+        assert threads, "the simulator serves from a thread of its own"
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.syscall(_SYS_TGKILL, sim.pid, threads[0], signal.SIGTERM) == 0
+        assert sim.wait(10) == 0
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+            sim.wait(10)
