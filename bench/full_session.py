@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import psutil
@@ -29,7 +29,8 @@ from confluent_kafka import Consumer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alphaspt.core.config import KafkaConfig
-from alphaspt.core.events import Topics
+from alphaspt.core.events import Codec, OrderRejected, RiskDecision, Topics
+from alphaspt.core.streaming.reader import read_to_end
 from tests.chaos.harness import (
     PROFILE,
     RunResult,
@@ -93,10 +94,14 @@ def main() -> int:
         print(f"replay: {args.ticks:,} ticks over 09:15-15:30 ({spacing:.1f} ms apart), "
               f"{replay.stat().st_size / 1e6:.0f} MB, written in {time.monotonic() - t0:.0f} s",
               flush=True)
-        # Kite's account caps do not bind a paper session: 10/s per strategy in event time.
+        # 10 orders/s per strategy in event time. The account's caps (Kite's 400/min and
+        # 5,000/day by default) are lifted: this measures the pipeline at a day's scale,
+        # not the cap (with it, the day's approvals stop at 5,000).
         profile = {**PROFILE, "maxOrdersPerSecond": 10, "maxOrdersPerMinute": 600}
         write_manifests(root / "run" / "manifests", profile)
         up = Up(root / "run", args.broker, replay, None)
+        up.env.update({"ALPHASPT_RISK__ACCOUNT_MAX_ORDERS_PER_MINUTE": "1000000",
+                       "ALPHASPT_RISK__ACCOUNT_MAX_ORDERS_PER_DAY": "1000000"})
         memory: dict[str, list[tuple[float, int]]] = defaultdict(list)
         stop = threading.Event()
 
@@ -123,6 +128,10 @@ def main() -> int:
             sizes = {t: topic_bytes(kafka, t) for t in {t for ts in STAGE_INPUTS.values()
                                                         for t in ts}}
             state = {s: topic_bytes(kafka, Topics.changelog(s, "default")) for s in STAGE_INPUTS}
+            refused = Counter(Codec(RiskDecision).decode(m.value()).reason.value
+                              for m in read_to_end(kafka, Topics.SIGNALS_REJECTED))
+            broker = Counter(Codec(OrderRejected).decode(m.value()).reason
+                             for m in read_to_end(kafka, Topics.ORDERS_REJECTED))
         finally:
             stop.set()
             code = up.stop()
@@ -131,6 +140,10 @@ def main() -> int:
           f"({args.ticks / elapsed:,.0f} ticks/s against the session's own "
           f"{args.ticks / (SESSION_MS / 1000):,.0f}/s)  stalls/exits reported: {len(stalls)}  "
           f"up exit {code}")
+    print(f"  risk refusals {sum(refused.values()):,}: "
+          + ", ".join(f"{r} {n:,}" for r, n in refused.most_common(5)))
+    print(f"  broker refusals and cancellations {sum(broker.values()):,}: "
+          + ", ".join(f"{r} {n:,}" for r, n in broker.most_common(5)))
     total_state = total_input = 0
     for stage, inputs in STAGE_INPUTS.items():
         in_bytes = sum(sizes[t][1] for t in inputs)
