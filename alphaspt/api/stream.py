@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -147,4 +148,5 @@ class UpdateBroadcaster:
                 delay = min(delay * 2, self._settings.reconnect_max)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    # Any: redis-py types aclose() from 8.2 on, not before (redis>=5.0)
+                    await cast(Any, pubsub).aclose()
