@@ -28,11 +28,9 @@ from alphaspt.core.config import KafkaConfig
 from alphaspt.core.events import (
     CANCELLED_PREFIX,
     Codec,
-    Fill,
     Order,
     OrderRejected,
     OrderType,
-    RiskDecision,
     RiskReason,
     Tick,
     Topics,
@@ -42,6 +40,7 @@ from alphaspt.market import load_instruments
 from alphaspt.market.calendar import ist_datetime
 from alphaspt.risk.squareoff import is_square_off
 from tests.chaos.harness import IST, PROFILE, write_manifests, write_replay
+from tests.support.topics import strategy_events
 
 pytestmark = pytest.mark.integration
 
@@ -73,16 +72,6 @@ def _manifests(directory: Path, suffix: str) -> list[str]:
     return names
 
 
-def _read(kafka: KafkaConfig, topic: str, codec: Codec[Any], names: list[str]) -> list[Any]:
-    out = []
-    for m in read_to_end(kafka, topic):
-        event = codec.decode(m.value())
-        strategy = event.signal.strategy if isinstance(event, RiskDecision) else event.strategy
-        if strategy in names:
-            out.append(event)
-    return out
-
-
 def test_calendar_cutoff_and_ticks_through_up(
     tmp_path: Path, run_up: Callable[..., Any], kafka_bootstrap: str,
 ) -> None:
@@ -110,12 +99,12 @@ def test_calendar_cutoff_and_ticks_through_up(
     finally:
         assert up.stop() == 0, up.output()[-3000:]
 
-    approved = [d for d in _read(kafka, Topics.SIGNALS_VALIDATED, Codec(RiskDecision), names)
+    approved = [d for d in strategy_events(kafka, Topics.SIGNALS_VALIDATED, names)
                 if d.approved]
-    refused = _read(kafka, Topics.SIGNALS_REJECTED, Codec(RiskDecision), names)
-    orders = _read(kafka, Topics.ORDERS_SUBMITTED, Codec(Order), names)
-    fills = _read(kafka, Topics.ORDERS_FILLED, Codec(Fill), names)
-    broker_refused = _read(kafka, Topics.ORDERS_REJECTED, Codec(OrderRejected), names)
+    refused = strategy_events(kafka, Topics.SIGNALS_REJECTED, names)
+    orders = strategy_events(kafka, Topics.ORDERS_SUBMITTED, names)
+    fills = strategy_events(kafka, Topics.ORDERS_FILLED, names)
+    broker_refused = strategy_events(kafka, Topics.ORDERS_REJECTED, names)
 
     days = defaultdict(int)
     for o in orders:

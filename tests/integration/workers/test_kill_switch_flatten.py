@@ -15,8 +15,6 @@ from alphaspt.core.cache import PortfolioCacheWriter, portfolio_key
 from alphaspt.core.config import Settings
 from alphaspt.core.events import (
     CANCELLED_PREFIX,
-    TOPIC_TYPES,
-    Codec,
     Command,
     Control,
     Fill,
@@ -40,21 +38,10 @@ from alphaspt.workers.portfolio_manager import PortfolioManager
 from alphaspt.workers.risk_manager import RiskManager
 from alphaspt.workers.trading_engine import TradingEngine
 from tests.integration.workers.profiles import ALL_DAY
+from tests.support.topics import strategy_events
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
-
-
-def events(settings: Settings, topic: str, strategy: str) -> list[object]:
-    """The strategy's events on ``topic`` (redelivered copies included)."""
-    codec = Codec(TOPIC_TYPES[topic])
-    out: list[object] = []
-    for msg in read_to_end(settings.kafka, topic):
-        e = codec.decode(msg.value())
-        owner = e.signal.strategy if isinstance(e, RiskDecision) else getattr(e, "strategy", "")
-        if owner == strategy:
-            out.append(e)
-    return out
 
 
 class Pipeline:
@@ -89,7 +76,7 @@ class Pipeline:
     def decision(self, signal_id: str) -> RiskDecision:
         def find() -> RiskDecision | None:
             for topic in (Topics.SIGNALS_VALIDATED, Topics.SIGNALS_REJECTED):
-                for d in events(self.settings, topic, self.name):
+                for d in strategy_events(self.settings.kafka, topic, self.name):
                     assert isinstance(d, RiskDecision)
                     if d.event_id == signal_id:
                         return d
@@ -99,15 +86,15 @@ class Pipeline:
         return got
 
     def orders(self) -> list[Order]:
-        return [o for o in events(self.settings, Topics.ORDERS_SUBMITTED, self.name)
+        return [o for o in strategy_events(self.settings.kafka, Topics.ORDERS_SUBMITTED, self.name)
                 if isinstance(o, Order)]
 
     def fills(self) -> list[Fill]:
-        return [f for f in events(self.settings, Topics.ORDERS_FILLED, self.name)
+        return [f for f in strategy_events(self.settings.kafka, Topics.ORDERS_FILLED, self.name)
                 if isinstance(f, Fill)]
 
     def rejected(self) -> list[OrderRejected]:
-        return [r for r in events(self.settings, Topics.ORDERS_REJECTED, self.name)
+        return [r for r in strategy_events(self.settings.kafka, Topics.ORDERS_REJECTED, self.name)
                 if isinstance(r, OrderRejected)]
 
 

@@ -16,9 +16,6 @@ from alphaspt.core.clock import ist_day, ist_day_start
 from alphaspt.core.config import Settings
 from alphaspt.core.events import (
     CANCELLED_PREFIX,
-    Codec,
-    Fill,
-    Order,
     OrderRejected,
     OrderType,
     RiskDecision,
@@ -30,10 +27,10 @@ from alphaspt.core.events import (
 )
 from alphaspt.core.specs import RiskProfileSpec, TradingStrategySpec
 from alphaspt.core.streaming import EventProducer, StreamProcessor
-from alphaspt.core.streaming.reader import read_to_end
 from alphaspt.workers.common import ConfigSource, stage_config
 from alphaspt.workers.trading_engine import TradingEngine
 from tests.integration.workers.profiles import ALL_DAY
+from tests.support.topics import strategy_events
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -46,12 +43,6 @@ DAY = ist_day(time.time_ns()) + 1000
 
 def at(day: int, hh: int, mm: int, ss: int = 0) -> int:
     return ist_day_start(day) + (hh * 3600 + mm * 60 + ss) * S
-
-
-def of(settings: Settings, topic: str, event_type: type, strategy: str) -> list:  # type: ignore[type-arg]
-    codec = Codec(event_type)
-    return [e for e in (codec.decode(m.value()) for m in read_to_end(settings.kafka, topic))
-            if e.strategy == strategy]
 
 
 def test_orders_left_open_at_the_close_expire_and_never_fill_on_a_later_day(
@@ -94,14 +85,14 @@ def test_orders_left_open_at_the_close_expire_and_never_fill_on_a_later_day(
     late = approve("late", symbol, at(DAY, 15, 29, 50), 10)  # after the day's last tick
     silent = approve("silent", quiet, at(DAY, 15, 29, 50), 3)  # its symbol never ticks
     tick(symbol, at(DAY, 15, 29), 99.5)  # crosses neither; before the late order
-    until("three orders placed", lambda: len(of(
-        settings, Topics.ORDERS_SUBMITTED, Order, name)) == 3)
+    until("three orders placed", lambda: len(strategy_events(
+        settings.kafka, Topics.ORDERS_SUBMITTED, name)) == 3)
 
     tick(symbol, at(DAY + 1, 9, 15), 98.0)  # would fill both, a day late
 
     def expired() -> dict[str, OrderRejected]:
-        return {r.signal_id: r for r in of(settings, Topics.ORDERS_REJECTED, OrderRejected,
-                                             name)}
+        return {r.signal_id: r for r in strategy_events(settings.kafka, Topics.ORDERS_REJECTED,
+                                                          name)}
     got = until("the day orders of the symbol expired",
                 lambda: {resting, late} <= set(expired()))
     assert got
@@ -119,5 +110,6 @@ def test_orders_left_open_at_the_close_expire_and_never_fill_on_a_later_day(
     tick(quiet, at(DAY + 2, 9, 16), 50.0)
     tick(symbol, at(DAY + 2, 9, 17), 96.0)
     time.sleep(2.0)
-    assert of(settings, Topics.ORDERS_FILLED, Fill, name) == [], "nothing filled a day late"
+    assert strategy_events(settings.kafka, Topics.ORDERS_FILLED, name) == [], \
+        "nothing filled a day late"
     assert engine.broker.open_orders() == []
