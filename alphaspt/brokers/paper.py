@@ -16,9 +16,10 @@ Matching rules
 - Day orders: an order can only fill on a tick of its own IST day. The first tick of its
   symbol on a later day finds it expired (NSE cancels day orders unfilled at the close):
   it is cancelled with :data:`EXPIRED`, and the trading engine publishes that like any
-  cancellation, so the risk manager, which drops what is pending at the day roll, is never
-  overtaken by an old order filling. Orders whose symbol does not tick again expire at the
-  roll after next (:meth:`PaperBroker.expire`), so no open order outlives two days.
+  cancellation, so the risk manager, which keeps the previous day's orders pending until
+  their outcome, always gets one, and no order fills a day late. Orders whose symbol does
+  not tick again expire at the roll after next (:meth:`PaperBroker.expire`), so no open
+  order outlives two days.
   Square-offs are the exception: the risk manager's closing MARKET orders never expire
   (an MIS position is never carried), they fill on their symbol's next tick, as before.
 - An order fills completely in one execution; ``trade_id = stable_id("paper",
