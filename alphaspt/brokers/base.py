@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Final, Protocol, runtime_checkable
 
@@ -185,8 +186,10 @@ class Broker(Protocol):
         """Take back an :meth:`export`-ed record; returns its client id."""
         ...
 
-    def forget_finished(self, before_ts: int) -> list[str]:
-        """Forget finished orders placed before ``before_ts``; returns their client ids."""
+    def forget_finished(self, before_ts: int,
+                        owns: Callable[[str], bool] | None = None) -> list[str]:
+        """Forget finished orders placed before ``before_ts`` (of the symbols ``owns``
+        accepts, default all); returns their client ids."""
         ...
 
     @property

@@ -18,8 +18,8 @@ Matching rules
   it is cancelled with :data:`EXPIRED`, and the trading engine publishes that like any
   cancellation, so the risk manager, which keeps the previous day's orders pending until
   their outcome, always gets one, and no order fills a day late. Orders whose symbol does
-  not tick again expire at the roll after next (:meth:`PaperBroker.expire`), so no open
-  order outlives two days.
+  not tick again expire at the roll after next of their symbol's ticks partition
+  (:meth:`PaperBroker.expire`), so no open order outlives its partition's next two days.
   Square-offs are the exception: the risk manager's closing MARKET orders never expire
   (an MIS position is never carried), they fill on their symbol's next tick, as before.
 - An order fills completely in one execution; ``trade_id = stable_id("paper",
@@ -261,11 +261,13 @@ class PaperBroker:
             del self._open[tick.symbol]
         return out
 
-    def expire(self, before_ts: int) -> list[OrderRejected]:
+    def expire(self, before_ts: int,
+               owns: Callable[[str], bool] | None = None) -> list[OrderRejected]:
         """Expire every open order placed before ``before_ts`` (the trading engine passes
-        the start of the day before the new one), whatever its symbol's ticks."""
+        the start of the day before the new one) of the symbols ``owns`` accepts (default all),
+        whatever their ticks."""
         out: list[OrderRejected] = []
-        for symbol in list(self._open):
+        for symbol in [s for s in self._open if owns is None or owns(s)]:
             keep = []
             for cid in self._open[symbol]:
                 po = self._orders[cid]
@@ -388,16 +390,19 @@ class PaperBroker:
                 ids.sort(key=lambda c: (self._orders[c].order.exchange_ts, c))
         return cid
 
-    def forget_finished(self, before_ts: int) -> list[str]:
-        """Forget finished orders placed before ``before_ts`` (their day is over, so no
-        signal of theirs can come again); returns their client ids."""
+    def forget_finished(self, before_ts: int,
+                        owns: Callable[[str], bool] | None = None) -> list[str]:
+        """Forget finished orders placed before ``before_ts`` of the symbols ``owns``
+        accepts (their day is over, so no signal of theirs can come again); returns their
+        client ids."""
         gone = [cid for cid, po in self._orders.items()
-                if po.status is not BrokerOrderStatus.OPEN and po.order.exchange_ts < before_ts]
+                if po.status is not BrokerOrderStatus.OPEN and po.order.exchange_ts < before_ts
+                and (owns is None or owns(po.order.symbol))]
         for cid in gone:
             del self._orders[cid]
-        # Buckets of days before before_ts's are over (an order still open from such a
-        # day that fills later starts a new bucket).
-        self._notes.prune(ist_day(before_ts))
+        # Those symbols' buckets of days before before_ts's are over (an order still open
+        # from such a day that fills later starts a new bucket).
+        self._notes.prune(ist_day(before_ts), owns)
         return gone
 
     # ---- state --------------------------------------------------------------------

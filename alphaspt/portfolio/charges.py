@@ -397,9 +397,11 @@ class ContractNotes:
         self._turnover[key] = self.turnover(key) + turnover_of(quantity, price)
         return charges
 
-    def prune(self, before_day: int) -> int:
-        """Forget the buckets of days before ``before_day``; returns how many."""
-        old = [k for k in self._turnover if k.day < before_day]
+    def prune(self, before_day: int, owns: Callable[[str], bool] | None = None) -> int:
+        """Forget the buckets of days before ``before_day`` (of the symbols ``owns``
+        accepts, default all); returns how many."""
+        old = [k for k in self._turnover
+               if k.day < before_day and (owns is None or owns(k.symbol))]
         for k in old:
             del self._turnover[k]
         return len(old)

@@ -214,7 +214,10 @@ class TradingEngine(ConfiguredStage):
         self.positions: dict[str, dict[str, int]] = {}
         """Strategy → symbol → net filled quantity of this engine's own fills (changelog
         ``pos/<strategy>``; flat symbols dropped): what a square-off closes, exactly."""
-        self.day = 0
+        self.days: dict[int, int] = {}
+        """The IST day of each ticks partition (its latest tick's; changelog ``meta``)."""
+        self.day_floor = 0
+        """The day of partitions not in ``days`` (a ``meta`` record of one day for all)."""
         self.lookups = 0
         self.align = TickAlignment(self, Topics.SIGNALS_VALIDATED, ahead_s=align_s)
         """So the first tick after an order is usually still in the cache."""
@@ -265,19 +268,31 @@ class TradingEngine(ConfiguredStage):
         return outputs
 
     def _roll_day(self, ts: int) -> list[OrderRejected]:
-        """A new IST day: forget yesterday's finished orders, and expire the paper orders
-        older than yesterday (a day order of yesterday expires at its symbol's next tick,
-        in :meth:`PaperBroker.on_tick`; these are of symbols that did not tick since)."""
+        """A new IST day on this tick's partition: forget the finished orders of its
+        symbols placed before that day, and expire their paper orders older than yesterday
+        (a day order of yesterday expires at its symbol's next tick, in
+        :meth:`PaperBroker.on_tick`; these are of symbols that did not tick since).
+
+        The day is the partition's own, not the latest of all: partitions are consumed
+        interleaved, so in a replay one can run days ahead of another (or hold an earlier
+        run's later-dated ticks), and a global day taken from it expired orders that
+        their own symbol's next tick, on their day, would have filled."""
+        partition = self.current_partition
         day = ist_day(ts)
-        if day <= self.day:
+        if day <= self.days.get(partition, self.day_floor):
             return []
-        self.day = day
+        self.days[partition] = day
         self.touch("meta")
-        expired = self.broker.expire(ist_day_start(day - 1))
-        for cid in self.broker.forget_finished(ist_day_start(day)):
+
+        def owns(symbol: str) -> bool:  # a symbol not seen yet belongs to every partition
+            last = self.last.get(symbol)
+            return last is None or last.partition == partition
+
+        expired = self.broker.expire(ist_day_start(day - 1), owns)
+        for cid in self.broker.forget_finished(ist_day_start(day), owns):
             self.touch(f"order/{cid}")
         if self.live is not None:
-            for cid in self.live.forget_finished(ist_day_start(day)):
+            for cid in self.live.forget_finished(ist_day_start(day), owns):
                 self.touch(f"live/{cid}")
         return expired
 
@@ -455,12 +470,12 @@ class TradingEngine(ConfiguredStage):
             return self.live.export(name) if self.live is not None else None
         if kind == "last":
             last = self.last.get(name)
-            return None if last is None else _LAST_ENCODER.encode(last)
+            return None if last is None else _ENCODER.encode(last)
         if kind == "meta":
-            return str(self.day).encode()
+            return _ENCODER.encode({str(p): d for p, d in self.days.items()})
         if kind == "pos":
             book = self.positions.get(name)
-            return None if not book else _POS_ENCODER.encode(book)
+            return None if not book else _ENCODER.encode(book)
         return None
 
     def restore_task(self, task: int, items: Mapping[str, bytes]) -> None:
@@ -478,7 +493,7 @@ class TradingEngine(ConfiguredStage):
             elif kind == "last":
                 self.last[name] = _LAST_DECODER.decode(value)
             elif kind == "meta":
-                self.day = int(value)
+                self._load_days(value)
             elif kind == "pos":
                 self.positions[name] = _POS_DECODER.decode(value)
 
@@ -490,11 +505,18 @@ class TradingEngine(ConfiguredStage):
         self._seen.clear()
         self.last.clear()
         self.positions.clear()
-        self.day = 0
+        self.days.clear()
+        self.day_floor = 0
         self.align.reset()
 
+    def _load_days(self, value: bytes) -> None:
+        days = msgspec.json.decode(value)
+        if isinstance(days, int):  # written before the days were per partition
+            self.day_floor = days
+        else:
+            self.days = {int(p): int(d) for p, d in days.items()}
 
-_LAST_ENCODER = msgspec.json.Encoder()
+
+_ENCODER = msgspec.json.Encoder()
 _LAST_DECODER = msgspec.json.Decoder(LastTick)
-_POS_ENCODER = msgspec.json.Encoder()
 _POS_DECODER = msgspec.json.Decoder(dict[str, int])

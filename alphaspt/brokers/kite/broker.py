@@ -511,9 +511,11 @@ class KiteBroker:
         self._kite_book = None
         self.symbol_halts.clear()
 
-    def forget_finished(self, before_ts: int) -> list[str]:
+    def forget_finished(self, before_ts: int,
+                        owns: Callable[[str], bool] | None = None) -> list[str]:
         gone = [cid for cid, r in self._records.items()
-                if r.status is not BrokerOrderStatus.OPEN and r.order.exchange_ts < before_ts]
+                if r.status is not BrokerOrderStatus.OPEN and r.order.exchange_ts < before_ts
+                and (owns is None or owns(r.order.symbol))]
         for cid in gone:
             del self._records[cid]
         return gone
