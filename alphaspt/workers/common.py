@@ -92,11 +92,18 @@ def require_kafka(settings: Settings) -> None:
         )
 
 
+WALL_CLOCK_LEAD_S = 300.0
+"""On the wall clock, how far ahead of it an input may be stamped (exchange clocks and
+ours differ by seconds; Kite stamps ticks at the exchange, never minutes ahead)."""
+
+
 def stage_config(settings: Settings, stage: str, **overrides: Any) -> ProcessorConfig:
-    """One consumer group per stage; state in the stage's changelog topic."""
+    """One consumer group per stage; state in the stage's changelog topic; on the wall
+    clock, inputs from the future dead-lettered (``ProcessorConfig.max_lead_s``)."""
     values: dict[str, Any] = {
         "group_id": f"alphaspt-{settings.namespace}-{stage}",
         "changelog_topic": Topics.changelog(stage, settings.namespace),
+        "max_lead_s": WALL_CLOCK_LEAD_S if settings.clock == "wall" else None,
     }
     values.update(overrides)
     return ProcessorConfig(**values)

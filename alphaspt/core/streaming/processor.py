@@ -116,6 +116,12 @@ class ProcessorConfig:
     """Seconds without a successful checkpoint, while input waits, before /readyz fails."""
     auto_offset_reset: str = "earliest"
     """Where a task with no checkpoint starts."""
+    max_lead_s: float | None = None
+    """An input whose ``exchange_ts`` is more than this many seconds ahead of the wall
+    clock goes to the dead-letter topic. On a live (wall-clock) run it can only be bad
+    data, and one such tick would carry a stage's clocks (its IST day, the MIS cut-off,
+    a symbol's last tick, which older ones never pass) into the future for good.
+    ``None``: no limit (replays and the mock market run on event time)."""
     extra_consumer_config: Mapping[str, Any] = field(default_factory=dict)
     extra_producer_config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -738,6 +744,9 @@ class StreamProcessor(ABC):
         codecs = self.inputs
         positions = self._positions
         copartitioned = self.copartitioned
+        max_lead = self.config.max_lead_s or 0.0
+        latest = (time.time_ns() + int(max_lead * 1e9)
+                  if self.config.max_lead_s is not None else None)
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -757,6 +766,9 @@ class StreamProcessor(ABC):
                 event = codecs[topic].decode(msg.value())
             except DecodeError as exc:
                 self._dead_letter(msg, f"undecodable: {exc}")
+                continue
+            if latest is not None and event.exchange_ts > latest:
+                self._dead_letter(msg, _from_the_future(event.exchange_ts, latest, max_lead))
                 continue
             try:
                 outputs = self.process(topic, event)
@@ -874,3 +886,10 @@ class StreamProcessor(ABC):
         self._producer = None
         self._consumer = None
 
+
+
+def _from_the_future(exchange_ts: int, latest: int, max_lead_s: float) -> str:
+    """The dead-letter reason of an input stamped after ``latest`` (now + the lead)."""
+    ahead = (exchange_ts - latest) / 1e9 + max_lead_s
+    return (f"exchange_ts {exchange_ts} is {ahead:.0f} s ahead of the wall clock (more than "
+            f"max_lead_s {max_lead_s:g}): a live run takes no event from the future")

@@ -100,11 +100,12 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--commit-interval", type=float, default=0.2)
     parser.add_argument("--stall-at", type=int)
+    parser.add_argument("--max-lead", type=float)
     args = parser.parse_args()
     stage = Doubler(
         KafkaConfig(bootstrap_servers=args.bootstrap),
         ProcessorConfig(group_id=args.group, changelog_topic=args.changelog, batch_size=50,
-                        commit_interval=args.commit_interval),
+                        commit_interval=args.commit_interval, max_lead_s=args.max_lead),
         args.in_topic, args.out_topic, args.delay, copartitioned=args.copartitioned,
         stall_at=args.stall_at,
     )

@@ -195,13 +195,15 @@ def test_malformed_and_unprocessable_messages_go_to_the_dlq_and_the_stage_keeps_
     producer.send_raw(src, "k1", b"{not json")
     producer.send(src, "k2", Tick(event_id="p", exchange_ts=1, symbol="POISON", price=1.0))
     producer.send_raw(src, "k3", b'{"event_id": "x", "exchange_ts": 1, "price": "high"}')
+    future = time.time_ns() + 400 * 10**9  # beyond --max-lead: bad data on a live run
+    producer.send(src, "k4", Tick(event_id="f", exchange_ts=future, symbol="S", price=1.0))
     feed(producer, src, 5)
 
     changelog = ["--changelog", f"dlq-changelog-{unique}"] if stateful else []
-    stage = stages(src, dst, f"dlq-{unique}", *changelog)
+    stage = stages(src, dst, f"dlq-{unique}", *changelog, "--max-lead", "300")
     try:
         outputs = read_all(dst, expect=5, timeout=60)
-        dead = read_all(Topics.dlq(src), expect=3, timeout=30)
+        dead = read_all(Topics.dlq(src), expect=4, timeout=30)
     finally:
         assert stage.terminate() == 0, "SIGTERM must shut the stage down cleanly"
 
@@ -210,7 +212,8 @@ def test_malformed_and_unprocessable_messages_go_to_the_dlq_and_the_stage_keeps_
     # Stateful: each symbol's first tick (the dead-lettered ones are not counted).
     assert got == [(f"out-{i}", 1 if stateful else 0) for i in range(5)]
     by_key = {m.key(): dict(m.headers() or []) for m in dead}
-    assert set(by_key) == {b"k1", b"k2", b"k3"}
+    assert set(by_key) == {b"k1", b"k2", b"k3", b"k4"}
+    assert b"ahead of the wall clock" in by_key[b"k4"]["dlq.reason"]
     assert by_key[b"k1"]["dlq.reason"].startswith(b"undecodable")
     assert b"poison tick" in by_key[b"k2"]["dlq.reason"]
     assert by_key[b"k2"]["dlq.reason"].startswith(b"unprocessable")

@@ -38,7 +38,9 @@ pytestmark = pytest.mark.integration
 S = 1_000_000_000
 DAY = ist_day(time.time_ns()) + 1000
 """An IST day later than any other test's ticks on the session's shared ``market.ticks``
-(wall-clock tests): the engine rolls over to this test's days, not past them."""
+(wall-clock tests): the engine rolls over to this test's days, not past them. The engine
+runs on the event clock (a replay's): on the wall clock it dead-letters ticks from the
+future, as the other tests' stages do with these."""
 
 
 def at(day: int, hh: int, mm: int, ss: int = 0) -> int:
@@ -76,7 +78,8 @@ def test_orders_left_open_at_the_close_expire_and_never_fill_on_a_later_day(
         return signal.event_id
 
     url = settings.postgres.url.get_secret_value()  # type: ignore[union-attr]
-    engine = TradingEngine(settings, stage_config(settings, "trading-engine"),
+    replay = settings.model_copy(update={"clock": "event"})  # its days are in the future
+    engine = TradingEngine(replay, stage_config(replay, "trading-engine"),
                            ConfigSource(url, settings.namespace))
     run_stage(engine)
 
