@@ -744,6 +744,7 @@ class StreamProcessor(ABC):
         codecs = self.inputs
         positions = self._positions
         copartitioned = self.copartitioned
+        process = self.process
         max_lead = self.config.max_lead_s or 0.0
         latest = (time.time_ns() + int(max_lead * 1e9)
                   if self.config.max_lead_s is not None else None)
@@ -771,7 +772,7 @@ class StreamProcessor(ABC):
                 self._dead_letter(msg, _from_the_future(event.exchange_ts, latest, max_lead))
                 continue
             try:
-                outputs = self.process(topic, event)
+                outputs = process(topic, event)
                 if type(outputs) is not tuple:
                     outputs = tuple(outputs)
             except StateTooLarge:
@@ -780,7 +781,8 @@ class StreamProcessor(ABC):
                 log.exception("%s: processing %s failed", self.stage, event.event_id)
                 self._dead_letter(msg, f"unprocessable: {type(exc).__name__}: {exc}")
                 continue
-            self._emit(outputs)
+            for out in outputs:  # _emit, inlined (_send replaces the list: no alias of it)
+                self._pending.append((out[0], out[1], encode(out[2])))
 
     def _emit(self, outputs: Iterable[Output]) -> None:
         """Queue outputs for :meth:`_send` (one call per input, not per output)."""
