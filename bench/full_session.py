@@ -52,8 +52,10 @@ STAGE_INPUTS = {
 }
 
 
-def topic_bytes(kafka: KafkaConfig, topic: str) -> tuple[int, int]:
-    """(messages, key + value bytes) of a whole topic."""
+def topic_bytes(kafka: KafkaConfig, topic: str,
+                largest: dict[str, int] | None = None) -> tuple[int, int]:
+    """(messages, key + value bytes) of a whole topic; ``largest`` gets the largest value
+    per kind of key (the part before ``/``: a changelog's record kinds)."""
     consumer = Consumer({**kafka.client_config(), "group.id": "alphaspt-bench-size",
                          "enable.auto.commit": False, "enable.partition.eof": True})
     try:
@@ -75,6 +77,9 @@ def topic_bytes(kafka: KafkaConfig, topic: str) -> tuple[int, int]:
                     continue
                 count += 1
                 size += len(msg.key() or b"") + len(msg.value() or b"")
+                if largest is not None:
+                    kind = (msg.key() or b"").split(b"/", 1)[0].decode(errors="replace")
+                    largest[kind] = max(largest.get(kind, 0), len(msg.value() or b""))
         return count, size
     finally:
         consumer.close()
@@ -127,7 +132,9 @@ def main() -> int:
             kafka = up.kafka
             sizes = {t: topic_bytes(kafka, t) for t in {t for ts in STAGE_INPUTS.values()
                                                         for t in ts}}
-            state = {s: topic_bytes(kafka, Topics.changelog(s, "default")) for s in STAGE_INPUTS}
+            largest: dict[str, dict[str, int]] = {s: {} for s in STAGE_INPUTS}
+            state = {s: topic_bytes(kafka, Topics.changelog(s, "default"), largest[s])
+                     for s in STAGE_INPUTS}
             refused = Counter(Codec(RiskDecision).decode(m.value()).reason.value
                               for m in read_to_end(kafka, Topics.SIGNALS_REJECTED))
             broker = Counter(Codec(OrderRejected).decode(m.value()).reason
@@ -152,6 +159,9 @@ def main() -> int:
         total_input += in_bytes
         print(f"  {stage:18s} state {st_bytes / 1e6:8.2f} MB in {records:8,} records   "
               f"input {in_bytes / 1e6:8.2f} MB   state/input {st_bytes / max(1, in_bytes):.3f}")
+        kinds = sorted(largest[stage].items(), key=lambda kv: -kv[1])[:4]
+        print(f"  {'':18s} largest records: "
+              + ", ".join(f"{k} {v / 1e3:,.1f} kB" for k, v in kinds))
     print(f"  {'all':18s} state {total_state / 1e6:8.2f} MB                     "
           f"input {total_input / 1e6:8.2f} MB   state/input "
           f"{total_state / max(1, total_input):.3f}")
