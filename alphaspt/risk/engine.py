@@ -44,9 +44,7 @@ Rejection | None`` per rule, applied in order; the first rejection is the decisi
 18. ``MAX_DAILY_LOSS``: daily P&L (realised net of charges + unrealised, IST day, rounded to
     the paisa) ``<= -maxDailyLoss``, unless the order is risk-reducing.
 19. ``ORDER_RATE_SECOND``: approvals of the strategy in ``(now - 1 s, now]`` already reached
-    ``maxOrdersPerSecond``, or the account's reached its per-second cap. ``now`` here is
-    the rate windows' stream time (``RiskState.rate_clock``: the latest approval's, for a
-    signal that arrives late in event time).
+    ``maxOrdersPerSecond``, or the account's reached its per-second cap.
 20. ``ORDER_RATE_MINUTE``: the same over 60 s against ``maxOrdersPerMinute`` and the
     account's per-minute cap.
 21. ``ORDER_RATE_DAY``: the account's approvals of the IST day reached its daily cap.
@@ -140,8 +138,6 @@ class RuleContext:
 
     profile: str
     now_ns: int
-    rate_ns: int
-    """When the order-rate windows are read (:meth:`RiskState.rate_clock`)."""
     config: RiskEngineConfig
     calendar: TradingCalendar | None
     instrument: Instrument | None
@@ -440,13 +436,13 @@ def _check_daily_loss(st: RiskState, signal: Signal, limits: RiskProfileSpec,
 
 def _check_rate_second(st: RiskState, signal: Signal, limits: RiskProfileSpec,
                        ctx: RuleContext) -> Rejection | None:
-    n = st.orders_within(signal.strategy, ctx.rate_ns, SECOND_NS)
+    n = st.orders_within(signal.strategy, ctx.now_ns, SECOND_NS)
     if n >= limits.max_orders_per_second:
         return Rejection(RiskReason.ORDER_RATE_SECOND,
                          f"{n} orders in the last second reached maxOrdersPerSecond "
                          f"{limits.max_orders_per_second}")
     cap = ctx.config.account_max_orders_per_second
-    n = st.orders_within(None, ctx.rate_ns, SECOND_NS)
+    n = st.orders_within(None, ctx.now_ns, SECOND_NS)
     if n >= cap:
         return Rejection(RiskReason.ORDER_RATE_SECOND,
                          f"{n} account orders in the last second reached the exchange limit "
@@ -456,14 +452,14 @@ def _check_rate_second(st: RiskState, signal: Signal, limits: RiskProfileSpec,
 
 def _check_rate_minute(st: RiskState, signal: Signal, limits: RiskProfileSpec,
                        ctx: RuleContext) -> Rejection | None:
-    n = st.orders_within(signal.strategy, ctx.rate_ns, MINUTE_NS)
+    n = st.orders_within(signal.strategy, ctx.now_ns, MINUTE_NS)
     if n >= limits.max_orders_per_minute:
         return Rejection(RiskReason.ORDER_RATE_MINUTE,
                          f"{n} orders in the last minute reached maxOrdersPerMinute "
                          f"{limits.max_orders_per_minute}")
     cap = ctx.config.account_max_orders_per_minute
     if cap is not None:
-        n = st.orders_within(None, ctx.rate_ns, MINUTE_NS)
+        n = st.orders_within(None, ctx.now_ns, MINUTE_NS)
         if n >= cap:
             return Rejection(RiskReason.ORDER_RATE_MINUTE,
                              f"{n} account orders in the last minute reached the account cap "
@@ -552,10 +548,9 @@ class RiskEngine:
         if cached is not None:
             return self._decision(signal, cached)
         self.state.roll_day(now_ns, trade_id_retention_days=self.config.trade_id_retention_days)
-        rate_ns = self.state.rate_clock(now_ns)
-        self.state.prune_order_times(rate_ns)
+        self.state.prune_order_times(now_ns)
         reason, message, price = self._check(signal, profile_name, limits, now_ns,
-                                             squared_off, rate_ns)
+                                             squared_off)
         cached = CachedDecision(
             approved=reason is RiskReason.OK,
             reason=reason,
@@ -563,7 +558,7 @@ class RiskEngine:
             risk_profile=profile_name,
         )
         if cached.approved:
-            self.state.record_order(signal.strategy, rate_ns)
+            self.state.record_order(signal.strategy, now_ns)
             self.state.pending[self._client_order_id(signal.event_id)] = PendingOrder(
                 signal_id=signal.event_id,
                 strategy=signal.strategy,
@@ -613,7 +608,7 @@ class RiskEngine:
 
     def _check(
         self, signal: Signal, profile: str, limits: RiskProfileSpec, now: int,
-        squared_off: bool = False, rate_ns: int | None = None,
+        squared_off: bool = False,
     ) -> tuple[RiskReason, str, float]:
         st = self.state
         limit_price = signal.limit_price if signal.order_type is OrderType.LIMIT else None
@@ -623,7 +618,6 @@ class RiskEngine:
         ctx = RuleContext(
             profile=profile,
             now_ns=now,
-            rate_ns=now if rate_ns is None else rate_ns,
             config=self.config,
             calendar=self.calendar,
             instrument=instruments.get(signal.symbol) if instruments is not None else None,

@@ -125,7 +125,7 @@ def register(state: RiskState, signal: Signal, coid: str, profile: str | None,
     Returns the decision and the id of a remembered decision evicted to make room."""
     decision = CachedDecision(approved=True, reason=RiskReason.OK, message=message,
                               risk_profile=profile)
-    state.record_order(signal.strategy, state.rate_clock(signal.exchange_ts))
+    state.record_order(signal.strategy, signal.exchange_ts)
     state.pending[coid] = PendingOrder(
         signal_id=signal.event_id, strategy=signal.strategy, symbol=signal.symbol,
         remaining=signal.side.sign * signal.quantity, price=signal.ref_price,

@@ -41,9 +41,6 @@ from alphaspt.core.events import Fill, RiskReason
 _NS: Final = 1_000_000_000
 SECOND_NS: Final = _NS
 MINUTE_NS: Final = 60 * _NS
-RATE_LATENESS_NS: Final = 5 * MINUTE_NS
-"""How far behind the latest approval a decision is still judged on the rate windows'
-stream time (:meth:`RiskState.rate_clock`)."""
 
 
 class Position(msgspec.Struct, kw_only=True):
@@ -353,23 +350,6 @@ class RiskState(msgspec.Struct, kw_only=True):
         bisect.insort(self.strategy_order_times.setdefault(strategy, []), now_ns)
         bisect.insort(self.account_order_times, now_ns)
         self.account_orders_today += 1
-
-    def rate_clock(self, now_ns: int) -> int:
-        """When the approval-rate windows judge and record a decision at ``now_ns``: the
-        latest approval's time (the windows' stream time) for a decision up to
-        :data:`RATE_LATENESS_NS` behind it, else ``now_ns`` itself.
-
-        On the wall clock decisions come in time order and this is ``now_ns``. In a replay
-        (event time) signals arrive out of time order across partitions; judged at their
-        own time, a late one did not count the approvals after it, and the windows, pruned
-        at its time, kept everything newer: their size followed the density of approvals,
-        not the caps. On stream time every window holds at most one minute of approvals,
-        each admitted under the caps. A decision more than the lateness behind (a replay of
-        an earlier session onto this state) gets its own time, so it is not refused for
-        the rate of a later session."""
-        times = self.account_order_times
-        latest = times[-1] if times else now_ns
-        return latest if now_ns < latest <= now_ns + RATE_LATENESS_NS else now_ns
 
     def prune_order_times(self, now_ns: int) -> None:
         """Drop approval timestamps older than a minute."""
