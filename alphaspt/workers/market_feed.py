@@ -153,9 +153,12 @@ class MarketFeed:
     def _mock_clock(self) -> Callable[[], int]:
         """The mock market's exchange time: a session clock on the trading calendar, going
         on after the newest tick already in ``market.ticks`` (a restarted feed never goes
-        back in time); the wall clock when no calendar is configured."""
+        back in time); the wall clock when no calendar is configured, or when the run is on
+        the wall clock (``Settings.clock``): its rules judge the wall time, and the stages
+        dead-letter events stamped ahead of it, which a session clock is once it has
+        wrapped to the next session's open."""
         calendar = calendar_from(self.settings.market)
-        if calendar is None:
+        if calendar is None or self.settings.clock == "wall":
             return time.time_ns
         newest, _ = self._already_sent()
         start = max(newest.values()) + 1_000_000 if newest else None

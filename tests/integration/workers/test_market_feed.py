@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from alphaspt.core.config import Settings
+from alphaspt.core.config import MarketConfig, Settings
 from alphaspt.core.events import Codec, Command, Control, Tick, Topics, now_ns
 from alphaspt.core.specs import RiskProfileSpec, TradingStrategySpec
 from alphaspt.core.streaming import EventProducer
@@ -34,7 +34,9 @@ def test_feed_adds_instruments_on_a_config_changed_notice(
                                           risk_profile_ref="p")}, profile)
     source = ConfigSource(settings.postgres.url.get_secret_value(),  # type: ignore[union-attr]
                           settings.namespace)
-    feed = MarketFeed(settings, source, EventProducer(settings.kafka),
+    # With NSE's calendar, as a cluster's feed has it (these tests' settings have none).
+    calendar = settings.model_copy(update={"market": MarketConfig()})
+    feed = MarketFeed(calendar, source, EventProducer(settings.kafka),
                       FeedConfig(interval_s=0.05, seed=7))
     started = now_ns()
     thread = threading.Thread(target=feed.run, daemon=True)
@@ -45,6 +47,13 @@ def test_feed_adds_instruments_on_a_config_changed_notice(
             assert time.monotonic() < deadline, "no ticks"
             time.sleep(0.1)
         assert symbols_since(settings, started) == {"ITC"}
+        # On the wall clock the mock stamps the wall time, not its session clock's (which
+        # runs ahead of it once wrapped to the next open, and such events are dead-lettered).
+        codec = Codec(Tick)
+        mine = [t for t in map(codec.decode, (m.value() for m in read_to_end(
+            settings.kafka, Topics.TICKS))) if t.ingest_ts >= started]
+        assert mine and all(abs(t.exchange_ts - t.ingest_ts) < 5 * 10**9 for t in mine), \
+            [(t.exchange_ts, t.ingest_ts) for t in mine[:3]]
 
         configure({"two": TradingStrategySpec(strategy="momentum", instruments=("LT", "ITC"),
                                               risk_profile_ref="p")}, profile)
