@@ -29,6 +29,7 @@ Accounting (per strategy, average-cost method, the one rule of
 from __future__ import annotations
 
 import bisect
+import itertools
 from typing import Any, Final
 
 import msgspec
@@ -75,8 +76,44 @@ class _Meta(msgspec.Struct, kw_only=True):
     kill_switch_global: bool
     kill_switch_profiles: list[str]
     paused: list[str]
-    account_order_times: list[int]
+    account_order_times: list[Any]
+    """:func:`pack_times` runs (a plain list of times before they were packed)."""
     account_orders_today: int = 0
+
+
+def pack_times(times: list[int]) -> list[list[int]]:
+    """Sorted approval times as runs ``[gap from the previous time, count]`` (the first gap
+    from 0), for the changelog: identical times collapse into one run, and a fast replay
+    piles thousands on one instant (square-offs behind a cut-off are stamped at it: the
+    window records reached 383 kB in a 300k-tick day, near the 512 kB bound)."""
+    out: list[list[int]] = []
+    prev = 0
+    for t in times:
+        if out and t == prev:
+            out[-1][1] += 1
+        else:
+            out.append([t - prev, 1])
+            prev = t
+    return out
+
+
+def unpack_times(data: list[Any]) -> list[int]:
+    """The times of :func:`pack_times` runs, or of a plain list (records written before)."""
+    times: list[int] = []
+    t = 0
+    for item in data:
+        if isinstance(item, int) and not isinstance(item, bool):
+            times.append(item)
+            continue
+        if not (isinstance(item, list) and len(item) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in item)
+                and item[1] >= 1):
+            raise ValueError(f"invalid approval times: {item!r}")
+        t += item[0]
+        times.extend([t] * item[1])
+    if any(b < a for a, b in itertools.pairwise(times)):
+        raise ValueError("invalid approval times: not sorted")
+    return times
 
 
 class _Book(msgspec.Struct, kw_only=True):
@@ -148,7 +185,7 @@ class RiskState(msgspec.Struct, kw_only=True):
     # px/<symbol>        last traded price
     # close/<symbol>     last price at the start of the IST day (the circuit reference)
     # pend/<coid>        one pending order
-    # rate/<strategy>    the strategy's approval times of the last minute
+    # rate/<strategy>    the strategy's approval times of the last minute (packed runs)
     # trade/<id>         a trade id applied (its IST day; pruned after the retention)
     # dec/<signal id>    a remembered decision (bounded by the engine's cache size)
 
@@ -170,7 +207,8 @@ class RiskState(msgspec.Struct, kw_only=True):
         if kind == "meta":
             return enc(_Meta(day=self.day, kill_switch_global=self.kill_switch_global,
                              kill_switch_profiles=self.kill_switch_profiles,
-                             paused=self.paused, account_order_times=self.account_order_times,
+                             paused=self.paused,
+                             account_order_times=pack_times(self.account_order_times),
                              account_orders_today=self.account_orders_today))
         if kind == "book":
             if name not in self.positions and name not in self.realised \
@@ -179,9 +217,12 @@ class RiskState(msgspec.Struct, kw_only=True):
             return enc(_Book(positions=self.positions.get(name, {}),
                              realised=self.realised.get(name),
                              day_start_equity=self.day_start_equity.get(name)))
+        if kind == "rate":
+            times = self.strategy_order_times.get(name)
+            return None if times is None else enc(pack_times(times))
         tables: dict[str, dict[str, Any]] = {
             "px": self.last_prices, "close": self.day_open_prices, "pend": self.pending,
-            "rate": self.strategy_order_times, "trade": self.trade_ids, "dec": self.decisions,
+            "trade": self.trade_ids, "dec": self.decisions,
         }
         value = tables.get(kind, {}).get(name)
         return None if value is None else enc(value)
@@ -200,7 +241,7 @@ class RiskState(msgspec.Struct, kw_only=True):
                     st.kill_switch_global = meta.kill_switch_global
                     st.kill_switch_profiles = list(meta.kill_switch_profiles)
                     st.paused = list(meta.paused)
-                    st.account_order_times = list(meta.account_order_times)
+                    st.account_order_times = unpack_times(meta.account_order_times)
                     st.account_orders_today = meta.account_orders_today
                 elif kind == "book":
                     book = msgspec.json.decode(data, type=_Book)
@@ -217,7 +258,8 @@ class RiskState(msgspec.Struct, kw_only=True):
                 elif kind == "pend":
                     st.pending[name] = msgspec.json.decode(data, type=PendingOrder)
                 elif kind == "rate":
-                    st.strategy_order_times[name] = msgspec.json.decode(data, type=list[int])
+                    st.strategy_order_times[name] = unpack_times(
+                        msgspec.json.decode(data, type=list[Any]))
                 elif kind == "trade":
                     st.trade_ids[name] = msgspec.json.decode(data, type=int)
                 elif kind == "dec":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from alphaspt.core.events import RiskReason, Side
@@ -152,3 +153,22 @@ def test_state_round_trips_key_by_key() -> None:
     assert engine.state.export("pend/nope") is None and engine.state.export("book/nobody") is None
     with pytest.raises(ValueError, match="unknown risk state key"):
         RiskState.from_items({"bogus/x": b"1"})
+
+
+def test_approval_times_are_packed_in_the_changelog_and_old_records_still_load() -> None:
+    state = RiskState()
+    pile = [T0 + 1, T0 + 5, *[T0 + 900 * SECOND] * 20_000]  # square-offs on one instant
+    state.account_order_times = list(pile)
+    state.strategy_order_times["s"] = list(pile)
+    meta, rate = state.export("meta"), state.export("rate/s")
+    assert meta is not None and rate is not None
+    assert len(meta) < 300 and len(rate) < 100, (len(meta), len(rate))  # 20,002 times
+    restored = RiskState.from_items({"meta": meta, "rate/s": rate})
+    assert restored.account_order_times == pile
+    assert restored.strategy_order_times == {"s": pile}
+
+    old = {"rate/s": msgspec.json.encode([T0, T0, T0 + 3])}  # a plain list, as written before
+    assert RiskState.from_items(old).strategy_order_times == {"s": [T0, T0, T0 + 3]}
+    for bad in ([[T0, 0]], [[T0, 1], [-5, 1]], [["x", 1]], [[T0]]):
+        with pytest.raises(ValueError, match="invalid approval times"):
+            RiskState.from_items({"rate/s": msgspec.json.encode(bad)})
