@@ -19,8 +19,6 @@ from alphaspt.core.events import Codec, Event, Tick, Topics
 from alphaspt.core.streaming import Output, ProcessorConfig, StreamProcessor
 from alphaspt.strategies import FeatureCalculator, FeatureConfig
 
-_new_output = tuple.__new__
-
 
 class FeatureEngine(StreamProcessor):
     stage = "feature-engine"
@@ -40,15 +38,9 @@ class FeatureEngine(StreamProcessor):
 
     def process(self, topic: str, event: Event) -> Iterable[Output]:
         assert isinstance(event, Tick)
-        calc = self.calculators.get(self.task)
-        if calc is None:
-            calc = self._calculator(self.task)
-        features = calc.update(event)  # InvalidTick → dead letter
+        features = self._calculator(self.task).update(event)  # InvalidTick → dead letter
         self.touch(event.symbol)
-        if features is None:
-            return ()
-        # Output(...) without the named tuple's Python-level __new__ (as Output._make does)
-        return (_new_output(Output, (Topics.FEATURES, features.symbol, features)),)
+        return () if features is None else (Output(Topics.FEATURES, features.symbol, features),)
 
     def state_value(self, task: int, key: str) -> bytes | None:
         return self._calculator(task).export(key)

@@ -781,8 +781,7 @@ class StreamProcessor(ABC):
                 log.exception("%s: processing %s failed", self.stage, event.event_id)
                 self._dead_letter(msg, f"unprocessable: {type(exc).__name__}: {exc}")
                 continue
-            for out in outputs:  # _emit, inlined (_send replaces the list: no alias of it)
-                self._pending.append((out[0], out[1], encode(out[2])))
+            self._emit(outputs)
 
     def _emit(self, outputs: Iterable[Output]) -> None:
         """Queue outputs for :meth:`_send` (one call per input, not per output)."""
